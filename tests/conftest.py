@@ -1,0 +1,54 @@
+"""Test set-up shared by every test.
+
+Prefect is isolated from the user's ~/.prefect: PREFECT_HOME is a temporary directory, analytics
+are off, and the ephemeral API gets a generous start-up timeout (15-30 s on a 2-core machine).
+Flow tests use the session-wide ``prefect_harness`` fixture (embedded SQLite, no server), which
+is entered once, so its start-up cost is paid once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_PREFECT_HOME = tempfile.mkdtemp(prefix="tokenfoundry-test-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("PREFECT_PROFILES_PATH", None)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """Prefect's test harness (ephemeral API on a temporary SQLite database), once per session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A fresh local workspace."""
+    from tokenfoundry.storage.workspace import Workspace
+
+    return Workspace(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def licence_dir() -> Path:
+    """Real legal text that every Debian machine has."""
+    p = Path("/usr/share/common-licenses")
+    if not p.is_dir():
+        pytest.skip("needs /usr/share/common-licenses (Debian base-files)")
+    return p

@@ -9,7 +9,9 @@ from __future__ import annotations
 import ast
 import tomllib
 
-from conftest import REPO
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 LAYERS = ["flows", "tasks", "storage", "schemas"]  # each may import only those to its right
 PREFECT_ALLOWED = {"flows", "tasks"}

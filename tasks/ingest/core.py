@@ -1,0 +1,479 @@
+"""The ingest core: sources -> a content-addressed corpus snapshot (plain Python, no Prefect).
+
+Three steps, each usable alone so that a flow can fan the middle one out over a task runner:
+
+1. :func:`plan_ingest` validates the spec, expands the sources into files, fingerprints every
+   file (size + xxh3-128 of its bytes), cuts large uncompressed jsonl files into line-aligned
+   units, and derives the snapshot id from (spec hash, inputs). It writes nothing; every bad
+   path, unknown format or config error is a ``BadInputError`` here.
+2. :func:`ingest_unit` reads one unit, normalises and filters its records, and writes the
+   unit's shards (documents + rejects) plus a marker, through ``storage.workspace.PartWriter``.
+   A unit whose marker exists (a crashed run got that far) is not redone.
+3. :func:`commit_ingest` checks the counts (``read == kept + rejected`` per unit and in total,
+   and against the rows actually written), writes the manifest last, and moves the corpus'
+   ``ingest`` and ``latest`` refs.
+
+:func:`ingest` runs the three in order, and returns the committed snapshot without rework when
+the same inputs and spec were ingested before (``reused: true``).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import xxhash
+
+from tokenfoundry.schemas.config import stable_hash
+from tokenfoundry.schemas.errors import BadInputError, InvariantError
+from tokenfoundry.schemas.ingest import (
+    COMPRESSIBLE,
+    COMPRESSIONS,
+    EXTENSIONS,
+    IngestPlan,
+    IngestResult,
+    IngestSpec,
+    IngestUnit,
+    SourceCounts,
+)
+from tokenfoundry.schemas.tables import CORPUS_SCHEMA, REJECTS_SCHEMA
+from tokenfoundry.storage.workspace import (
+    PartWriter,
+    Snapshot,
+    Workspace,
+    commit_parts,
+    read_part,
+)
+from tokenfoundry.tasks.ingest.langid import UNDETERMINED, identify
+from tokenfoundry.tasks.ingest.normalise import CONTROL
+from tokenfoundry.tasks.ingest.quality import alpha_fraction, repeated_line_fraction
+from tokenfoundry.tasks.ingest.readers import Records, excerpt_of, open_raw, read_unit
+from tokenfoundry.tasks.progress import Progress, no_progress
+
+#: Bump when the output of the same inputs and spec changes (it is part of the snapshot id).
+INGEST_VERSION = 1
+STAGE = "ingest"
+REJECTS = "rejects"
+_FP_CHUNK = 8 * 1024 * 1024
+
+
+# ---- planning (no writes) ---------------------------------------------------------------------
+
+def _supported() -> str:
+    exts = ", ".join(sorted(EXTENSIONS))
+    return (f"{exts} (txt, md, jsonl, csv and po may end in .gz or .zst; files without an "
+            "ending are read as plain text), or pass --format")
+
+
+def detect_format(path: str, forced: str = "auto") -> tuple[str, str | None] | None:
+    """(format, compression) of a file by its name, or None if the ending is unknown."""
+    name = posixpath.basename(path.rstrip("/")).lower()
+    compression = None
+    for suffix, comp in COMPRESSIONS.items():
+        if name.endswith(suffix):
+            compression, name = comp, name[: -len(suffix)]
+            break
+    if forced != "auto":
+        fmt = forced
+    else:
+        stem, dot, ext = name.rpartition(".")
+        if not dot or not stem:  # no ending at all: LICENSE, COPYING, copyright
+            fmt = "txt"
+        elif f".{ext}" in EXTENSIONS:
+            fmt = EXTENSIONS[f".{ext}"]
+        else:
+            return None
+    if compression and fmt not in COMPRESSIBLE:
+        return None
+    return fmt, compression
+
+
+def _fs_for(path: str):
+    import fsspec
+
+    fs, p = fsspec.core.url_to_fs(path)
+    return fs, p
+
+
+def expand_sources(spec: IngestSpec) -> tuple[list[tuple[str, str, str | None]], list[str]]:
+    """Every input file as (path or URI, format, compression), sorted; and skipped files."""
+    files: dict[str, tuple[str, str | None]] = {}
+    skipped: list[str] = []
+    for src in spec.sources:
+        remote = "://" in src
+        if remote:
+            fs, p = _fs_for(src)
+            proto = src.split("://", 1)[0]
+            if not fs.exists(p):
+                raise BadInputError(f"{src}: no such file or directory; check the --source path")
+            if fs.isdir(p):
+                found = [f"{proto}://{f}" for f in sorted(fs.find(p))]
+                is_dir = True
+            else:
+                found, is_dir = [src], False
+        else:
+            p = os.path.abspath(os.path.expanduser(src))
+            if not os.path.exists(p):
+                raise BadInputError(f"{src}: no such file or directory; check the --source path "
+                                    "(a file or a directory of text files)")
+            if os.path.isdir(p):
+                found = []
+                for root, dirs, names in os.walk(p):
+                    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                    found += [os.path.join(root, n) for n in sorted(names) if not n.startswith(".")]
+                is_dir = True
+            else:
+                found, is_dir = [p], False
+        n_before = len(files)
+        for f in found:
+            kind = detect_format(f, spec.format)
+            if kind is None:
+                if not is_dir:
+                    name = posixpath.basename(f)
+                    ext = "." + name.rsplit(".", 1)[-1] if "." in name else name
+                    raise BadInputError(f"{src}: unknown format {ext!r}; supported: {_supported()}")
+                skipped.append(f)
+                continue
+            files[f] = kind
+        if is_dir and len(files) == n_before:
+            raise BadInputError(f"{src}: the directory holds no file ingest can read; supported: "
+                                f"{_supported()}")
+    return [(p, *files[p]) for p in sorted(files)], skipped
+
+
+def _fingerprint(path: str, fmt: str, compression: str | None, unit_bytes: int
+                 ) -> tuple[int, str, list[tuple[int, int]]]:
+    """(size, xxh3-128 hex, line-aligned cut points [(offset, first line)] for jsonl)."""
+    h = xxhash.xxh3_128()
+    size = 0
+    lines_before = 0
+    cuts: list[tuple[int, int]] = []
+    splittable = fmt == "jsonl" and compression is None
+    next_cut = unit_bytes
+    with open_raw(path) as fh:
+        while True:
+            chunk = fh.read(_FP_CHUNK)
+            if not chunk:
+                break
+            h.update(chunk)
+            if splittable:
+                off = size
+                while next_cut < off + len(chunk):
+                    idx = chunk.find(b"\n", max(0, next_cut - off))
+                    if idx == -1:
+                        break
+                    cut = off + idx + 1
+                    cuts.append((cut, lines_before + chunk.count(b"\n", 0, idx + 1) + 1))
+                    next_cut = cut + unit_bytes
+                lines_before += chunk.count(b"\n")
+            size += len(chunk)
+    cuts = [c for c in cuts if c[0] < size]
+    return size, h.hexdigest(), cuts
+
+
+def plan_ingest(spec: IngestSpec, progress: Progress = no_progress) -> IngestPlan:
+    """Validate and fingerprint everything; derive the snapshot id. Writes nothing."""
+    files, skipped = expand_sources(spec)
+    resolved = spec.model_copy(update={"sources": [
+        s if "://" in s else os.path.abspath(os.path.expanduser(s)) for s in spec.sources]})
+    inputs: list[dict[str, Any]] = []
+    units: list[IngestUnit] = []
+    width = max(5, len(str(len(files))))
+    for i, (path, fmt, comp) in enumerate(files):
+        progress(i, len(files), f"fingerprinting {posixpath.basename(path)}")
+        try:
+            size, digest, cuts = _fingerprint(path, fmt, comp, spec.unit_bytes)
+        except OSError as e:
+            raise BadInputError(f"{path}: cannot read it ({e}); check its permissions") from None
+        inputs.append({"path": path, "size": size, "xxh3_128": digest})
+        bounds = [(0, 1), *cuts]
+        for k, (start, first_line) in enumerate(bounds):
+            end = bounds[k + 1][0] if k + 1 < len(bounds) else None
+            units.append(IngestUnit(name=f"{i:0{width}d}-{k:04d}", path=path, format=fmt,
+                                    compression=comp, size=size, start=start, end=end,
+                                    first_line=first_line))
+    progress(len(files), len(files), "fingerprinted")
+    spec_dict = resolved.model_dump(mode="json")
+    spec_hash = resolved.spec_hash()
+    sid = stable_hash({"stage": STAGE, "version": INGEST_VERSION, "spec_hash": spec_hash,
+                       "inputs": inputs}, n=20)
+    return IngestPlan(snapshot_id=sid, corpus=spec.corpus, spec=spec_dict, spec_hash=spec_hash,
+                      inputs=inputs, units=units, skipped=skipped)
+
+
+# ---- per-record processing ---------------------------------------------------------------------
+
+class _Batch:
+    """Column lists of kept rows and of rejects for one processed batch."""
+
+    __slots__ = ("cols", "rej", "reasons", "langs", "kept_bytes")
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list] = {n: [] for n in CORPUS_SCHEMA.names}
+        self.rej: dict[str, list] = {n: [] for n in REJECTS_SCHEMA.names}
+        self.reasons: Counter[str] = Counter()
+        self.langs: Counter[str] = Counter()
+        self.kept_bytes = 0
+
+    def reject(self, corpus: str, source: str, loc: str, reason: str, detail: str,
+               excerpt: str) -> None:
+        r = self.rej
+        r["corpus"].append(corpus)
+        r["source"].append(source)
+        r["location"].append(loc)
+        r["reason"].append(reason)
+        r["detail"].append(detail)
+        r["excerpt"].append(excerpt)
+        self.reasons[reason] += 1
+
+
+def process_records(records: Records, source: str, spec: IngestSpec) -> _Batch:
+    """Normalise, filter, identify and hash one batch of records (see normalise.py for order)."""
+    import unicodedata
+
+    out = _Batch()
+    corpus = spec.corpus
+    form = spec.normalization
+    is_normalized, normalize = unicodedata.is_normalized, unicodedata.normalize
+    ctrl_search, ctrl_sub = CONTROL.search, CONTROL.sub
+    h128 = xxhash.xxh3_128_hexdigest
+    min_chars, max_chars = spec.min_chars, spec.max_chars
+    min_alpha = spec.min_alpha_fraction
+    max_rep = spec.max_repeated_line_fraction
+    forced_lang = spec.lang
+    do_langid = spec.lang_id
+    lang_min, lang_chars = spec.lang_id_min_score, spec.lang_id_chars
+    prefix = f"{corpus}\x00{source}\x00"
+    c = out.cols
+    c_doc, c_src_id, c_loc, c_lang, c_score = (c["doc_id"], c["source_id"], c["location"],
+                                               c["lang"], c["lang_score"])
+    c_align, c_text, c_nb, c_nc, c_hash, c_flags = (c["align_key"], c["text"], c["n_bytes"],
+                                                    c["n_chars"], c["content_hash"], c["flags"])
+    for loc, reason, detail, excerpt in records.rejects:
+        out.reject(corpus, source, loc, reason, detail, excerpt)
+    for i, s in enumerate(records.text):
+        loc = records.location[i]
+        if s.startswith("\ufeff"):
+            s = s[1:]
+        if "\r" in s:
+            s = s.replace("\r\n", "\n").replace("\r", "\n")
+        if not is_normalized(form, s):
+            s = normalize(form, s)
+        if ctrl_search(s):
+            s = ctrl_sub("", s)
+        try:
+            b = s.encode("utf-8")
+        except UnicodeEncodeError as e:  # lone surrogates from an upstream escape
+            out.reject(corpus, source, loc, "invalid_utf8", f"lone surrogate: {e.reason}",
+                       excerpt_of(s.encode("utf-8", "replace")))
+            continue
+        n = len(s)
+        if not n or s.isspace():
+            out.reject(corpus, source, loc, "empty", "no text after normalisation", excerpt_of(s))
+            continue
+        if n < min_chars:
+            out.reject(corpus, source, loc, "too_short", f"{n} characters < min_chars {min_chars}",
+                       excerpt_of(s))
+            continue
+        if n > max_chars:
+            out.reject(corpus, source, loc, "too_long", f"{n} characters > max_chars {max_chars}",
+                       excerpt_of(s))
+            continue
+        if min_alpha > 0.0:
+            af = alpha_fraction(s)
+            if af < min_alpha:
+                out.reject(corpus, source, loc, "low_alpha_fraction",
+                           f"alpha fraction {af:.3f} < {min_alpha}", excerpt_of(s))
+                continue
+        if max_rep < 1.0:
+            rf = repeated_line_fraction(s)
+            if rf > max_rep:
+                out.reject(corpus, source, loc, "repeated_lines",
+                           f"repeated-line fraction {rf:.3f} > {max_rep}", excerpt_of(s))
+                continue
+        lang = forced_lang or records.lang[i]
+        score = None
+        if lang is None:
+            if do_langid:
+                lang, score = identify(s, lang_min, lang_chars)
+            else:
+                lang = UNDETERMINED
+        c_doc.append(h128((prefix + loc).encode("utf-8", "surrogatepass")))
+        c_src_id.append(records.source_id[i])
+        c_loc.append(loc)
+        c_lang.append(lang)
+        c_score.append(score)
+        c_align.append(records.align_key[i])
+        c_text.append(s)
+        c_nb.append(len(b))
+        c_nc.append(n)
+        c_hash.append(h128(b))
+        c_flags.append(records.flags[i])
+        out.langs[lang] += 1
+        out.kept_bytes += len(b)
+    k = len(c_text)
+    c["corpus"] = [corpus] * k
+    c["source"] = [source] * k
+    return out
+
+
+def _table(cols: dict[str, list], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+# ---- units ------------------------------------------------------------------------------------
+
+def _spec_of(plan: IngestPlan) -> IngestSpec:
+    return IngestSpec.model_validate(plan.spec)
+
+
+def ingest_unit(ws: Workspace, plan: IngestPlan, unit: IngestUnit,
+                progress: Progress = no_progress) -> dict[str, Any]:
+    """Read, process and write one unit; return its counts (the unit marker's ``info``).
+
+    A unit that a previous (crashed) run already finished is not redone.
+    """
+    done = read_part(ws, plan.corpus, plan.snapshot_id, unit.name)
+    if done is not None:
+        progress(1, 1, f"{unit.name} done before")
+        return done["info"]
+    spec = _spec_of(plan)
+    writer = PartWriter(ws, plan.corpus, plan.snapshot_id, unit.name, schema=CORPUS_SCHEMA,
+                        extras={REJECTS: REJECTS_SCHEMA})
+    read = kept = rejected = kept_bytes = 0
+    reasons: Counter[str] = Counter()
+    langs: Counter[str] = Counter()
+    unit_bytes = (unit.end if unit.end is not None else unit.size) - unit.start
+    try:
+        for records, done_bytes in read_unit(unit, spec):
+            read += records.size
+            b = process_records(records, unit.path, spec)
+            if b.cols["text"]:
+                writer.write(_table(b.cols, CORPUS_SCHEMA))
+            if b.rej["reason"]:
+                writer.write_extra(REJECTS, _table(b.rej, REJECTS_SCHEMA))
+            kept += len(b.cols["text"])
+            rejected += len(b.rej["reason"])
+            reasons.update(b.reasons)
+            langs.update(b.langs)
+            kept_bytes += b.kept_bytes
+            progress(done_bytes, unit_bytes, posixpath.basename(unit.path))
+        if read != kept + rejected:
+            raise InvariantError(f"{unit.path} (unit {unit.name}): read {read} != kept {kept} "
+                                 f"+ rejected {rejected}")
+        info = {"unit": unit.name, "source": unit.path, "format": unit.format, "read": read,
+                "kept": kept, "rejected": rejected, "rejects_by_reason": dict(sorted(reasons.items())),
+                "langs": dict(sorted(langs.items())), "kept_bytes": kept_bytes}
+        record = writer.close(info)
+    except BaseException:
+        writer.abort()
+        raise
+    written = sum(f["rows"] for f in record["files"])
+    written_rej = sum(f["rows"] for f in record["extra_files"].get(REJECTS, []))
+    if written != kept or written_rej != rejected:
+        raise InvariantError(f"{unit.path}: wrote {written} documents and {written_rej} rejects, "
+                             f"but counted {kept} kept and {rejected} rejected")
+    return info
+
+
+# ---- commit -----------------------------------------------------------------------------------
+
+def commit_ingest(ws: Workspace, plan: IngestPlan, infos: list[dict[str, Any]]) -> IngestResult:
+    """Check the counts, write the manifest (last), set refs ``ingest`` and ``latest``."""
+    by_unit = {i["unit"]: i for i in infos}
+    missing = [u.name for u in plan.units if u.name not in by_unit]
+    if missing:
+        raise InvariantError(f"snapshot {plan.snapshot_id}: units {missing[:5]} have no result")
+    ordered = [by_unit[u.name] for u in plan.units]
+    read = sum(i["read"] for i in ordered)
+    kept = sum(i["kept"] for i in ordered)
+    rejected = sum(i["rejected"] for i in ordered)
+    if read != kept + rejected:
+        raise InvariantError(f"ingest of {plan.corpus!r}: read {read} != kept {kept} + rejected "
+                             f"{rejected}")
+    reasons: Counter[str] = Counter()
+    langs: Counter[str] = Counter()
+    per_source: dict[str, dict[str, Any]] = {}
+    for i in ordered:
+        reasons.update(i["rejects_by_reason"])
+        langs.update(i["langs"])
+        s = per_source.setdefault(i["source"], {"source": i["source"], "format": i["format"],
+                                                "read": 0, "kept": 0, "rejected": 0})
+        for k in ("read", "kept", "rejected"):
+            s[k] += i[k]
+    stats = {
+        "rejects_by_reason": dict(sorted(reasons.items())),
+        "langs": dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "kept_bytes": sum(i["kept_bytes"] for i in ordered),
+        "files": len(plan.inputs),
+        "skipped_files": plan.skipped[:1000],
+        "sources": list(per_source.values()),
+    }
+    manifest = commit_parts(
+        ws, plan.corpus, plan.snapshot_id, [u.name for u in plan.units], schema=CORPUS_SCHEMA,
+        extras={REJECTS: REJECTS_SCHEMA}, stage=STAGE, spec=plan.spec, spec_hash=plan.spec_hash,
+        inputs=plan.inputs, counts={"read": read, "kept": kept, "rejected": rejected},
+        stats=stats)
+    rows = manifest.rows
+    rej_rows = sum(f.rows for f in manifest.extra_files.get(REJECTS, []))
+    if manifest.counts.get("read") != read or rows != kept or rej_rows != rejected:
+        raise InvariantError(f"snapshot {plan.snapshot_id}: the manifest holds {rows} documents "
+                             f"and {rej_rows} rejects, the units counted {kept} and {rejected}")
+    ws.set_ref(plan.corpus, "ingest", plan.snapshot_id)
+    ws.set_ref(plan.corpus, "latest", plan.snapshot_id)
+    return result_of(ws.snapshot(plan.corpus, plan.snapshot_id), reused=False)
+
+
+def result_of(snap: Snapshot, reused: bool) -> IngestResult:
+    """The result object (the CLI's ``--json``) of a committed ingest snapshot."""
+    m = snap.manifest
+    ws = snap.workspace
+    return IngestResult(
+        snapshot_id=m.snapshot_id,
+        read=m.counts.get("read", 0),
+        kept=m.counts.get("kept", 0),
+        rejected=m.counts.get("rejected", 0),
+        rejects_by_reason=m.stats.get("rejects_by_reason", {}),
+        dataset_path=ws.full_uri(snap.dir),
+        rejects_path=ws.full_uri(posixpath.join(snap.dir, "_" + REJECTS)),
+        corpus=m.corpus,
+        reused=reused,
+        files=m.stats.get("files", 0),
+        kept_bytes=m.stats.get("kept_bytes", 0),
+        langs=m.stats.get("langs", {}),
+        sources=[SourceCounts(**s) for s in m.stats.get("sources", [])],
+    )
+
+
+def reuse_if_committed(ws: Workspace, plan: IngestPlan) -> IngestResult | None:
+    """The committed snapshot of this plan (refs moved to it), or None."""
+    if not ws.has_snapshot(plan.corpus, plan.snapshot_id):
+        return None
+    ws.set_ref(plan.corpus, "ingest", plan.snapshot_id)
+    ws.set_ref(plan.corpus, "latest", plan.snapshot_id)
+    return result_of(ws.snapshot(plan.corpus, plan.snapshot_id), reused=True)
+
+
+def ingest(ws: Workspace, spec: IngestSpec, progress: Progress = no_progress) -> IngestResult:
+    """Ingest ``spec.sources`` into a snapshot of ``spec.corpus`` (or return the committed one)."""
+    plan = plan_ingest(spec)
+    reused = reuse_if_committed(ws, plan)
+    if reused is not None:
+        progress(1, 1, "reused")
+        return reused
+    total = max(1, plan.total_bytes)
+    base = 0
+    infos = []
+    for unit in plan.units:
+        ub = (unit.end if unit.end is not None else unit.size) - unit.start
+        report: Callable[[float, float | None, str], None] = (
+            lambda d, t, msg="", _b=base, _u=ub: progress(_b + min(d, _u), total, msg))
+        infos.append(ingest_unit(ws, plan, unit, progress=report))
+        base += ub
+    result = commit_ingest(ws, plan, infos)
+    progress(total, total, "committed")
+    return result

@@ -1,0 +1,597 @@
+"""The dedup stage: exact -> MinHash signatures per shard -> LSH buckets -> clusters -> snapshot.
+
+Stages (each writes files you can inspect under ``<workspace>/_work/dedup/<corpus>/<snapshot>/``
+until the output snapshot is committed, as datatrove's signature -> buckets -> clusters -> filter):
+
+1. ``run_exact``   DuckDB over the input Parquet: rank (source, location, doc_id), exact groups
+                   by content_hash, earlier copies (incremental); optional boilerplate lines.
+2. ``run_shard``   per shard of rows (fan-out unit of the flow): MinHash signatures of the
+                   documents still in play and their LSH bucket rows, as Parquet.
+3. ``finish``      DuckDB groups the buckets into candidate pairs, estimated-Jaccard verification,
+                   union-find into clusters (root = smallest rank = kept), then the output snapshot
+                   (kept documents + ``clusters`` table + ``dedup_report.md``), refs "dedup"/"latest".
+
+The output depends only on the input snapshot and the spec, never on how many workers ran the
+shards or in which order they finished, so the flow (threads or Dask) and the direct CLI path
+write the same snapshot. Its id is content-addressed (parent id + spec hash + earlier snapshots
+in incremental mode); a re-run finds it committed and returns it without work.
+
+Counts always balance: input == kept + exact_duplicates + near_duplicates + boilerplate_only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import xxhash
+from pydantic import BaseModel, ConfigDict
+
+from tokenfoundry.schemas.config import stable_hash
+from tokenfoundry.schemas.dedup import DedupResult, DedupSpec
+from tokenfoundry.schemas.errors import BadInputError, InvariantError
+from tokenfoundry.schemas.tables import CLUSTERS_SCHEMA
+from tokenfoundry.storage.catalog import connect, scan
+from tokenfoundry.storage.workspace import Snapshot, Workspace, atomic_write_bytes
+from tokenfoundry.tasks.dedup.boilerplate import boilerplate_lines, strip_boilerplate
+from tokenfoundry.tasks.dedup.clusters import UnionFind, size_histogram
+from tokenfoundry.tasks.dedup.exact import ExactTable, exact_groups
+from tokenfoundry.tasks.dedup.lsh import bucket_table, candidate_pairs, verify_pairs
+from tokenfoundry.tasks.dedup.minhash import (
+    Permutations, jaccard, optimal_param, shingle_set, signatures,
+)
+from tokenfoundry.tasks.progress import Progress, no_progress
+
+REQUIRED_COLUMNS = ("doc_id", "source", "location", "text", "content_hash")
+REPORT_NAME = "dedup_report.md"
+SHARD_ROWS = 65_536
+_BATCH = 8192
+_N_EXAMPLES = 6
+
+
+class ShardRef(BaseModel):
+    """Rows [start, stop) of input file ``file``; ``pos`` is the global row offset of ``start``."""
+
+    model_config = ConfigDict(extra="forbid")
+    shard: int
+    file: int
+    start: int
+    stop: int
+    pos: int
+
+
+class DedupPlan(BaseModel):
+    """Everything the stage's tasks need, as JSON (references only, never data)."""
+
+    model_config = ConfigDict(extra="forbid")
+    workspace: str
+    corpus: str
+    spec: dict[str, Any]
+    spec_hash: str
+    input_snapshot: str
+    snapshot_id: str
+    bands: int
+    rows: int
+    verify_threshold: float | None
+    prior: list[str]
+    work_dir: str
+    n_docs: int
+    shards: list[ShardRef]
+
+
+# ---- plan ---------------------------------------------------------------------------------------
+
+
+def resolve_input(ws: Workspace, spec: DedupSpec) -> Snapshot:
+    """The input snapshot: spec.snapshot (id or ref), else the "ingest" ref, else "latest"."""
+    if spec.snapshot:
+        return ws.resolve(spec.corpus, spec.snapshot)
+    for ref in ("ingest", "latest"):
+        sid = ws.get_ref(spec.corpus, ref)
+        if sid and ws.has_snapshot(spec.corpus, sid):
+            return ws.snapshot(spec.corpus, sid)
+    if not ws.list_snapshots(spec.corpus):
+        raise BadInputError(
+            f"corpus {spec.corpus!r} has no snapshots in workspace {ws.uri}; create one with "
+            f"`tokenfoundry ingest --corpus {spec.corpus} --source PATH`")
+    raise BadInputError(
+        f"corpus {spec.corpus!r} has no 'ingest' or 'latest' ref in {ws.uri}; pass "
+        f"--snapshot ID (known: {', '.join(m.snapshot_id for m in ws.list_snapshots(spec.corpus))})")
+
+
+def bands_rows(spec: DedupSpec) -> tuple[int, int]:
+    if spec.bands is not None and spec.rows is not None:
+        return spec.bands, spec.rows
+    fn = spec.fn_weight if spec.fn_weight is not None else (0.9 if spec.verify else 0.5)
+    return optimal_param(spec.threshold, spec.num_perm, 1.0 - fn, fn)
+
+
+def prior_snapshots(ws: Workspace, spec: DedupSpec, input_sid: str) -> list[str]:
+    """Earlier dedup outputs whose content hashes count as already seen (incremental mode)."""
+    if not spec.incremental:
+        return []
+    if spec.against:
+        for sid in spec.against:
+            if not ws.has_snapshot(spec.corpus, sid):
+                raise BadInputError(f"against: corpus {spec.corpus!r} has no snapshot {sid!r}; "
+                                    "list earlier dedup snapshots or drop --against")
+        return sorted(set(spec.against))
+    return sorted(m.snapshot_id for m in ws.list_snapshots(spec.corpus)
+                  if m.stage == "dedup" and m.parent != input_sid)
+
+
+def _check_schema(ws: Workspace, snap: Snapshot) -> None:
+    if not snap.manifest.files:
+        raise BadInputError(f"snapshot {snap.snapshot_id} of corpus {snap.corpus!r} lists no "
+                            "Parquet files; re-run `tokenfoundry ingest`")
+    with ws.fs.open(posixpath.join(snap.dir, snap.manifest.files[0].path), "rb") as fh:
+        names = set(pq.ParquetFile(fh).schema_arrow.names)
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise BadInputError(
+            f"{snap.paths[0]}: missing column(s) {', '.join(missing)}; dedup needs a corpus "
+            f"snapshot with {', '.join(REQUIRED_COLUMNS)} (schemas/tables.CORPUS_SCHEMA), "
+            "as `tokenfoundry ingest` writes")
+
+
+def _shards(ws: Workspace, snap: Snapshot, shard_rows: int) -> list[ShardRef]:
+    out: list[ShardRef] = []
+    pos = 0
+    for i, f in enumerate(snap.manifest.files):
+        for start in range(0, f.rows, shard_rows):
+            stop = min(start + shard_rows, f.rows)
+            out.append(ShardRef(shard=len(out), file=i, start=start, stop=stop, pos=pos + start))
+        pos += f.rows
+    return out
+
+
+def plan_dedup(ws: Workspace, spec: DedupSpec, shard_rows: int = SHARD_ROWS) -> DedupPlan:
+    """Validate the input and the spec and fix every name the stage will write (no writes)."""
+    snap = resolve_input(ws, spec)
+    _check_schema(ws, snap)
+    if snap.rows == 0:
+        raise BadInputError(
+            f"snapshot {snap.snapshot_id} of corpus {spec.corpus!r} is empty (0 documents); "
+            "ingest some text first (see its rejects table for why records were dropped)")
+    bands, rows = bands_rows(spec)
+    prior = prior_snapshots(ws, spec, snap.snapshot_id)
+    # the input is named by its id (parent), so how it was picked (ref or id) does not matter
+    spec_hash = stable_hash(spec.model_dump(mode="json", exclude={"snapshot"}))
+    sid = "dedup-" + stable_hash({"stage": "dedup", "parent": snap.snapshot_id,
+                                  "spec_hash": spec_hash, "prior": prior}, 20)
+    vt = None
+    if spec.verify:
+        vt = spec.verify_threshold if spec.verify_threshold is not None else \
+            max(0.0, round(spec.threshold - 0.05, 6))
+    root = ws.root if ws.is_local else ws.uri
+    return DedupPlan(
+        workspace=root, corpus=spec.corpus, spec=spec.model_dump(mode="json"),
+        spec_hash=spec_hash, input_snapshot=snap.snapshot_id, snapshot_id=sid,
+        bands=bands, rows=rows, verify_threshold=vt, prior=prior,
+        work_dir=ws.path("_work", "dedup", spec.corpus, sid), n_docs=snap.rows,
+        shards=_shards(ws, snap, shard_rows),
+    )
+
+
+def _open(plan: DedupPlan) -> tuple[Workspace, DedupSpec, Snapshot]:
+    ws = Workspace(plan.workspace)
+    return ws, DedupSpec.model_validate(plan.spec), ws.snapshot(plan.corpus, plan.input_snapshot)
+
+
+def _temp_dir(ws: Workspace, plan: DedupPlan) -> str:
+    if ws.is_local:
+        d = posixpath.join(plan.work_dir, "duckdb")
+        os.makedirs(d, exist_ok=True)
+        return d
+    return tempfile.mkdtemp(prefix="tokenfoundry-dedup-")
+
+
+def _write_parquet(ws: Workspace, path: str, table: pa.Table) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    atomic_write_bytes(ws.fs, path, buf.getvalue())
+
+
+def _read_parquet(ws: Workspace, path: str) -> pa.Table:
+    with ws.fs.open(path, "rb") as fh:
+        return pq.read_table(fh)
+
+
+# ---- stage 1: exact --------------------------------------------------------------------------
+
+
+def run_exact(plan: DedupPlan) -> dict[str, int]:
+    """Exact groups (and boilerplate lines) -> ``exact.parquet`` (+ ``boilerplate.parquet``)."""
+    ws, spec, snap = _open(plan)
+    out = posixpath.join(plan.work_dir, "exact.parquet")
+    tmp = _temp_dir(ws, plan)
+    if not ws.fs.exists(out):
+        prior = [ws.snapshot(plan.corpus, s) for s in plan.prior]
+        table = exact_groups(ws, snap, exact=spec.exact, prior=prior, temp_dir=tmp)
+        if len(table.idx) != plan.n_docs:
+            raise InvariantError(f"exact stage read {len(table.idx)} rows of snapshot "
+                                 f"{snap.snapshot_id}, its manifest says {plan.n_docs}")
+        _write_parquet(ws, out, table.to_table())
+    bp = posixpath.join(plan.work_dir, "boilerplate.parquet")
+    n_lines = 0
+    if spec.boilerplate_min_docs is not None:
+        if not ws.fs.exists(bp):
+            lines = boilerplate_lines(ws, snap, spec.boilerplate_min_docs, temp_dir=tmp)
+            _write_parquet(ws, bp, pa.table({"line": pa.array(lines, pa.string())}))
+        n_lines = _read_parquet(ws, bp).num_rows
+    return {"documents": plan.n_docs, "boilerplate_lines": n_lines}
+
+
+def _boilerplate(ws: Workspace, plan: DedupPlan) -> frozenset[str]:
+    bp = posixpath.join(plan.work_dir, "boilerplate.parquet")
+    if not ws.fs.exists(bp):
+        return frozenset()
+    return frozenset(_read_parquet(ws, bp).column("line").to_pylist())
+
+
+# ---- stage 2: signatures + buckets per shard -------------------------------------------------
+
+
+def _read_rows(ws: Workspace, snap: Snapshot, ref: ShardRef, columns: list[str]) -> pa.Table:
+    path = posixpath.join(snap.dir, snap.manifest.files[ref.file].path)
+    with ws.fs.open(path, "rb") as fh:
+        pf = pq.ParquetFile(fh)
+        groups, first, row0 = [], None, 0
+        for g in range(pf.metadata.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            if row0 + n > ref.start and row0 < ref.stop:
+                groups.append(g)
+                first = row0 if first is None else first
+            row0 += n
+        t = pf.read_row_groups(groups, columns=columns)
+    return t.slice(ref.start - first, ref.stop - ref.start)
+
+
+def _shard_paths(plan: DedupPlan, shard: int) -> tuple[str, str]:
+    return (posixpath.join(plan.work_dir, "signatures", f"shard-{shard:05d}.parquet"),
+            posixpath.join(plan.work_dir, "buckets", f"shard-{shard:05d}.parquet"))
+
+
+def run_shard(plan: DedupPlan, shard: int) -> dict[str, int]:
+    """Signatures + bucket rows of one shard; skipped when its files exist (resumable)."""
+    ws, spec, snap = _open(plan)
+    ref = plan.shards[shard]
+    sig_path, bucket_path = _shard_paths(plan, shard)
+    if ws.fs.exists(sig_path) and ws.fs.exists(bucket_path):
+        t = _read_parquet(ws, sig_path)
+        return {"shard": shard, "signed": t.num_rows, "reused": 1}
+    exact = _read_parquet(ws, posixpath.join(plan.work_dir, "exact.parquet")).slice(
+        ref.pos, ref.stop - ref.start)
+    idx = exact.column("idx").to_numpy()
+    in_play = (exact.column("exact_rep").to_numpy() == idx) & \
+        pc.is_null(exact.column("prior_rep")).to_numpy(zero_copy_only=False)
+    texts = _read_rows(ws, snap, ref, ["text"]).column("text").combine_chunks()
+    lines = _boilerplate(ws, plan)
+    perms = Permutations.make(spec.num_perm, spec.seed)
+    rows = np.flatnonzero(in_play)
+    sig_tables, bucket_tables = [], []
+    for s in range(0, len(rows), _BATCH):
+        r = rows[s:s + _BATCH]
+        batch = texts.take(pa.array(r))
+        emptied = np.zeros(len(r), dtype=bool)
+        if lines:
+            orig = batch.to_pylist()
+            cleaned = [strip_boilerplate(t, lines) for t in orig]
+            emptied = np.array([bool(o and o.strip()) and not c.strip()
+                                for o, c in zip(orig, cleaned)], dtype=bool)
+            batch = pa.array(cleaned, pa.large_string())
+        if spec.near:
+            sig, has = signatures(batch, perms, spec.ngram)
+        else:
+            sig = np.zeros((len(r), spec.num_perm), np.uint32)
+            has = np.zeros(len(r), dtype=bool)
+        sig_tables.append(pa.table({
+            "idx": idx[r], "has_shingles": has, "emptied": emptied,
+            "sig": pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(4 * spec.num_perm), len(r), [None, pa.py_buffer(sig.tobytes())]),
+        }))
+        if has.any():
+            bucket_tables.append(bucket_table(sig[has], idx[r][has], plan.bands, plan.rows))
+    sig_schema = pa.schema([("idx", pa.int64()), ("has_shingles", pa.bool_()),
+                            ("emptied", pa.bool_()), ("sig", pa.binary(4 * spec.num_perm))])
+    from tokenfoundry.tasks.dedup.lsh import BUCKET_SCHEMA
+
+    _write_parquet(ws, bucket_path, pa.concat_tables(bucket_tables) if bucket_tables
+                   else BUCKET_SCHEMA.empty_table())
+    _write_parquet(ws, sig_path, pa.concat_tables(sig_tables) if sig_tables
+                   else sig_schema.empty_table())
+    return {"shard": shard, "signed": int(len(rows)), "reused": 0}
+
+
+# ---- stage 3: clusters + output ------------------------------------------------------------
+
+
+def _load_signatures(ws: Workspace, plan: DedupPlan, num_perm: int, wanted: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sig rows of the wanted idx, row-of-idx map, emptied idx) from every shard file."""
+    row_of = np.full(plan.n_docs, -1, dtype=np.int64)
+    want = np.zeros(plan.n_docs, dtype=bool)
+    want[wanted] = True
+    blocks, emptied = [], []
+    n = 0
+    for ref in plan.shards:
+        t = _read_parquet(ws, _shard_paths(plan, ref.shard)[0])
+        if t.num_rows == 0:
+            continue
+        idx = t.column("idx").to_numpy()
+        emptied.append(idx[t.column("emptied").to_numpy(zero_copy_only=False)])
+        sel = want[idx]
+        if sel.any():
+            raw = t.column("sig").combine_chunks().filter(pa.array(sel))
+            buf = np.frombuffer(raw.buffers()[1], dtype=np.uint32,
+                                count=len(raw) * num_perm, offset=raw.offset * 4 * num_perm)
+            blocks.append(buf.reshape(len(raw), num_perm))
+            row_of[idx[sel]] = np.arange(n, n + len(raw))
+            n += len(raw)
+    sigs = np.concatenate(blocks) if blocks else np.zeros((0, num_perm), np.uint32)
+    return sigs, row_of, (np.concatenate(emptied) if emptied else np.zeros(0, np.int64))
+
+
+def _examples(ws: Workspace, snap: Snapshot, doc_ids: pa.Array, pos_of_idx: np.ndarray,
+              a: np.ndarray, b: np.ndarray, est: np.ndarray, ngram: int, lines: frozenset[str]
+              ) -> list[dict[str, Any]]:
+    """A few verified pairs spread over the estimated-Jaccard range, with their true Jaccard."""
+    if len(a) == 0:
+        return []
+    order = np.lexsort((b, a, est))
+    pick = sorted({int(order[int(round(i))]) for i in np.linspace(0, len(order) - 1,
+                                                                  min(_N_EXAMPLES, len(order)))})
+    ids = {int(x): doc_ids[int(pos_of_idx[x])].as_py() for i in pick for x in (a[i], b[i])}
+    con = connect(ws)
+    id_list = ", ".join("'" + d.replace("'", "''") + "'" for d in ids.values())
+    rows = con.execute(f"SELECT doc_id, text FROM {scan(snap)} WHERE doc_id IN ({id_list})"
+                       ).fetchall()
+    con.close()
+    text = {d: t for d, t in rows}
+    out = []
+    for i in pick:
+        ta = strip_boilerplate(text.get(ids[int(a[i])]), lines)
+        tb = strip_boilerplate(text.get(ids[int(b[i])]), lines)
+        out.append({"a": ids[int(a[i])], "b": ids[int(b[i])], "estimated_jaccard": float(est[i]),
+                    "jaccard": round(jaccard(shingle_set(ta, ngram), shingle_set(tb, ngram)), 4),
+                    "a_text": ta[:160], "b_text": tb[:160]})
+    return out
+
+
+def _report(plan: DedupPlan, counts: dict[str, int], stats: dict[str, Any]) -> str:
+    s = plan.spec
+    lines = [
+        f"# Dedup report: {plan.corpus}",
+        "",
+        f"Input snapshot `{plan.input_snapshot}` -> output snapshot `{plan.snapshot_id}`.",
+        "",
+        f"Word {s['ngram']}-gram shingles, {s['num_perm']} permutations, "
+        f"{plan.bands} bands x {plan.rows} rows, Jaccard threshold {s['threshold']}, "
+        f"verification: {'estimated Jaccard >= ' + str(plan.verify_threshold) if plan.verify_threshold is not None else 'off'}."
+        + (f" Incremental against {', '.join(plan.prior) or 'no earlier snapshot'}." if s["incremental"] else ""),
+        "",
+        "| count | documents |",
+        "|---|---:|",
+    ]
+    for k in ("input", "exact_duplicates", "near_duplicates", "boilerplate_only", "kept"):
+        lines.append(f"| {k} | {counts[k]:,} |")
+    lines += ["", f"Candidate pairs from LSH: {stats['candidate_pairs']:,}; verified: "
+              f"{stats['verified_pairs']:,}. Boilerplate lines removed: {stats['boilerplate_lines']:,}.",
+              "", "## Cluster sizes", "", "| size | clusters |", "|---|---:|"]
+    for k, v in stats["cluster_sizes"].items():
+        lines.append(f"| {k} | {v:,} |")
+    lines += ["", "## Example near-duplicate pairs", ""]
+    if not stats["examples"]:
+        lines.append("(none)")
+    else:
+        lines += ["| estimated Jaccard | Jaccard | a | b |", "|---:|---:|---|---|"]
+        for e in stats["examples"]:
+            def cell(t: str) -> str:
+                return t.replace("|", "\\|").replace("\n", " ")[:100]
+            lines.append(f"| {e['estimated_jaccard']:.3f} | {e['jaccard']:.3f} | "
+                         f"`{e['a']}`: {cell(e['a_text'])} | `{e['b']}`: {cell(e['b_text'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _clean_batch(batch: pa.RecordBatch, lines: frozenset[str]) -> pa.Table:
+    """Remove boilerplate lines; update n_bytes, n_chars, content_hash and flags of changed rows."""
+    t = pa.Table.from_batches([batch])
+    texts = t.column("text").to_pylist()
+    cleaned = [strip_boilerplate(x, lines) for x in texts]
+    changed = [c != x for c, x in zip(cleaned, texts)]
+    if not any(changed):
+        return t
+    cols = {name: t.column(name).to_pylist() for name in ("n_bytes", "n_chars", "content_hash")}
+    flags = t.column("flags").to_pylist() if "flags" in t.column_names else [None] * len(texts)
+    for i, ch in enumerate(changed):
+        if ch:
+            c = cleaned[i]
+            cols["n_bytes"][i] = len(c.encode("utf-8"))
+            cols["n_chars"][i] = len(c)
+            cols["content_hash"][i] = xxhash.xxh3_128_hexdigest(c.encode("utf-8"))
+            flags[i] = [*(flags[i] or []), "boilerplate_removed"]
+    t = t.set_column(t.schema.get_field_index("text"), "text", pa.array(cleaned, pa.large_string()))
+    for name, vals in cols.items():
+        t = t.set_column(t.schema.get_field_index(name), name,
+                         pa.array(vals, t.schema.field(name).type))
+    if "flags" in t.column_names:
+        t = t.set_column(t.schema.get_field_index("flags"), "flags",
+                         pa.array(flags, t.schema.field("flags").type))
+    return t
+
+
+def existing_result(plan: DedupPlan) -> DedupResult | None:
+    """The committed output of this plan (a finished earlier run), refs updated, or None."""
+    ws = Workspace(plan.workspace)
+    if not ws.has_snapshot(plan.corpus, plan.snapshot_id):
+        return None
+    out = ws.snapshot(plan.corpus, plan.snapshot_id)
+    ws.set_ref(plan.corpus, "dedup", plan.snapshot_id)
+    ws.set_ref(plan.corpus, "latest", plan.snapshot_id)
+    return _result(ws, plan, out, reused=True, seconds=0.0)
+
+
+def _result(ws: Workspace, plan: DedupPlan, out: Snapshot, *, reused: bool, seconds: float
+            ) -> DedupResult:
+    c = out.manifest.counts
+    clusters = out.extra_paths("clusters")
+    return DedupResult(
+        snapshot_id=out.snapshot_id, input=c["input"], exact_duplicates=c["exact_duplicates"],
+        near_duplicates=c["near_duplicates"], kept=c["kept"],
+        dataset_path=ws.full_uri(out.dir),
+        clusters_path=posixpath.dirname(clusters[0]) if clusters else "",
+        input_snapshot=plan.input_snapshot, boilerplate_only=c.get("boilerplate_only", 0),
+        boilerplate_lines=int(out.manifest.stats.get("boilerplate_lines", 0)),
+        clusters=int(out.manifest.stats.get("duplicate_clusters", 0)),
+        bands=plan.bands, rows=plan.rows,
+        report_path=ws.full_uri(posixpath.join(out.dir, REPORT_NAME)),
+        reused=reused, seconds=round(seconds, 3),
+    )
+
+
+def finish(plan: DedupPlan, progress: Progress = no_progress, started: float | None = None
+           ) -> DedupResult:
+    """Candidate pairs -> verification -> clusters -> the output snapshot (manifest last)."""
+    t0 = started if started is not None else time.perf_counter()
+    done = existing_result(plan)
+    if done is not None:
+        return done
+    ws, spec, snap = _open(plan)
+    tmp = _temp_dir(ws, plan)
+    n = plan.n_docs
+    exact = ExactTable.from_table(_read_parquet(ws, posixpath.join(plan.work_dir, "exact.parquet")))
+    lines = _boilerplate(ws, plan)
+    for ref in plan.shards:
+        if not ws.fs.exists(_shard_paths(plan, ref.shard)[0]):
+            raise InvariantError(f"dedup {plan.snapshot_id}: shard {ref.shard} has no signatures; "
+                                 "run its task (run_shard) before finish")
+
+    progress(0, 3, "LSH: grouping buckets")
+    a, b = candidate_pairs(ws, [_shard_paths(plan, r.shard)[1] for r in plan.shards], temp_dir=tmp)
+    n_candidates = len(a)
+    nodes = np.unique(np.concatenate([a, b])) if len(a) else np.zeros(0, np.int64)
+    sigs, row_of, emptied_idx = _load_signatures(ws, plan, spec.num_perm, nodes)
+    progress(1, 3, f"verifying {n_candidates:,} candidate pairs")
+    a, b, est = verify_pairs(a, b, row_of, sigs, plan.verify_threshold)
+    del sigs
+
+    progress(2, 3, "clusters")
+    idx_of_pos = exact.idx
+    pos_of_idx = np.empty(n, dtype=np.int64)
+    pos_of_idx[idx_of_pos] = np.arange(n)
+    parent = np.arange(n, dtype=np.int64)
+    parent[idx_of_pos] = exact.exact_rep  # exact groups: every copy under its group's minimum
+    uf = UnionFind(n, parent)
+    uf.union_edges(a, b)
+    roots = uf.roots()  # by idx
+
+    prior_rep = exact.prior_rep
+    has_prior = pc.is_valid(prior_rep).to_numpy(zero_copy_only=False)  # by pos
+    root_pos = roots[idx_of_pos]  # root idx of each pos
+    is_exact = has_prior | (exact.exact_rep != idx_of_pos)
+    emptied = np.zeros(n, dtype=bool)
+    emptied[emptied_idx] = True
+    is_empty = emptied[idx_of_pos] & ~is_exact
+    is_near = ~is_exact & ~is_empty & (root_pos != idx_of_pos)
+    keep = ~(is_exact | is_near | is_empty)
+    counts = {"input": n, "exact_duplicates": int(is_exact.sum()),
+              "near_duplicates": int(is_near.sum()), "boilerplate_only": int(is_empty.sum()),
+              "kept": int(keep.sum())}
+    if counts["input"] != counts["kept"] + counts["exact_duplicates"] + \
+            counts["near_duplicates"] + counts["boilerplate_only"]:
+        raise InvariantError(f"dedup counts do not balance: {counts}")
+
+    doc_ids = exact.doc_id
+    cluster_ids = pc.take(doc_ids, pa.array(pos_of_idx[root_pos]))
+    cluster_ids = pc.if_else(pa.array(has_prior), prior_rep.cast(pa.string()),
+                             cluster_ids.cast(pa.string()))
+    hist = size_histogram(roots[~has_prior[pos_of_idx]] if n else roots)
+    stats: dict[str, Any] = {
+        "bands": plan.bands, "rows": plan.rows, "candidate_pairs": n_candidates,
+        "verified_pairs": int(len(a)), "boilerplate_lines": len(lines),
+        "cluster_sizes": hist,
+        "duplicate_clusters": int(sum(v for k, v in hist.items() if k != "1")),
+        "estimated_jaccard_hist": dict(sorted(Counter(
+            f"{np.floor(x * 20) / 20:.2f}" for x in est.tolist()).items())),
+        "examples": _examples(ws, snap, doc_ids, pos_of_idx, a, b, est, spec.ngram, lines),
+        "prior_snapshots": plan.prior,
+    }
+
+    progress(2.5, 3, "writing the deduplicated snapshot")
+    with ws.writer(plan.corpus, plan.snapshot_id, schema=snap.dataset().schema, stage="dedup", parent=plan.input_snapshot, spec=plan.spec,
+                   spec_hash=plan.spec_hash, inputs=[]) as w:
+        start = 0
+        for batch in snap.iter_batches(batch_size=_BATCH):
+            m = keep[start:start + batch.num_rows]
+            if m.any():
+                kept = batch.filter(pa.array(m))
+                w.write(_clean_batch(kept, lines) if lines else kept)
+            start += batch.num_rows
+        w.declare_extra("clusters", CLUSTERS_SCHEMA)
+        for s in range(0, n, 262_144):
+            w.write_extra("clusters", pa.table({"doc_id": doc_ids.slice(s, 262_144).cast(pa.string()),
+                                                "cluster_id": cluster_ids.slice(s, 262_144)},
+                                               schema=CLUSTERS_SCHEMA), CLUSTERS_SCHEMA)
+        atomic_write_bytes(ws.fs, posixpath.join(w.dir, REPORT_NAME),
+                           _report(plan, counts, stats).encode("utf-8"))
+        w.commit(counts=counts, stats=stats)
+    ws.set_ref(plan.corpus, "dedup", plan.snapshot_id)
+    ws.set_ref(plan.corpus, "latest", plan.snapshot_id)
+    try:
+        ws.fs.rm(plan.work_dir, recursive=True)
+    except OSError:
+        pass
+    progress(3, 3, "done")
+    return _result(ws, plan, ws.snapshot(plan.corpus, plan.snapshot_id), reused=False,
+                   seconds=time.perf_counter() - t0)
+
+
+# ---- the whole stage -----------------------------------------------------------------------
+
+
+def _run_shard_json(plan_json: str, shard: int) -> dict[str, int]:
+    return run_shard(DedupPlan.model_validate_json(plan_json), shard)
+
+
+def dedup(ws: Workspace, spec: DedupSpec, progress: Progress = no_progress, *,
+          workers: int = 1, shard_rows: int = SHARD_ROWS) -> DedupResult:
+    """Exact + near-duplicate removal of the corpus' "ingest" snapshot (see module docstring).
+
+    ``workers`` > 1 computes shard signatures in that many processes (same output as 1).
+    """
+    t0 = time.perf_counter()
+    plan = plan_dedup(ws, spec, shard_rows=shard_rows)
+    done = existing_result(plan)
+    if done is not None:
+        return done
+    total = len(plan.shards) + 2
+    progress(0, total, "exact duplicates (DuckDB)")
+    run_exact(plan)
+    progress(1, total, "MinHash signatures")
+    if workers > 1 and len(plan.shards) > 1:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+            futs = [ex.submit(_run_shard_json, plan.model_dump_json(), r.shard) for r in plan.shards]
+            for i, f in enumerate(futs):
+                f.result()
+                progress(2 + i, total, f"MinHash signatures: shard {i + 1}/{len(plan.shards)}")
+    else:
+        for i, r in enumerate(plan.shards):
+            run_shard(plan, r.shard)
+            progress(2 + i, total, f"MinHash signatures: shard {i + 1}/{len(plan.shards)}")
+
+    def sub(done: float, tot: float | None, msg: str = "") -> None:
+        progress(total - 1 + (done / (tot or 1)), total, msg)
+
+    return finish(plan, sub, started=t0)

@@ -1,0 +1,474 @@
+"""The end-to-end pipeline: ingest -> dedup -> train -> evaluate -> gate -> publish.
+
+The flow body is the table of contents; each stage is the stage's own flow, called as a
+subflow with references only (spec dicts, snapshot ids, directories, registry refs).
+
+Reuse. Snapshots are content-addressed (same inputs + spec -> same id), so ingest and dedup
+find their work done. Every finished stage also leaves a *stage record*
+(``<workspace>/pipelines/<name>/stages/<stage>-<key>.json``) whose key is the sha256 of the
+stage's spec, the references it read (snapshot ids, the candidate's directory key) and the code
+version. A re-run whose key matches a record, and whose outputs still exist, skips the stage;
+change one knob and only that stage and the ones downstream of it get new keys. Ingest always
+runs: its own content-addressing notices new or changed source files.
+
+Failures. Transient I/O errors (timeouts, dropped connections, EAGAIN/EBUSY/EIO...) are
+retried with exponential backoff, a bounded number of times; anything else fails the run with
+:class:`StageFailed` naming the stage, its input and the reason (bad input keeps exit code 2).
+A failed gate stops the run before publish (:class:`PipelineGateFailed`, exit code 1).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import posixpath
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from tokenfoundry.flows.runners import describe, make_task_runner, runner_session
+from tokenfoundry.schemas.config import stable_hash
+from tokenfoundry.schemas.errors import BadInputError, GateFailed, TokenfoundryError
+from tokenfoundry.schemas.pipeline import (
+    PipelineSpec,
+    RunnerSection,
+    StageFailed,
+    StageRecord,
+    load_pipeline,
+    validate_pipeline,
+)
+from tokenfoundry.storage.provenance import code_version, utc_now
+from tokenfoundry.storage.workspace import Workspace, atomic_write_bytes
+
+#: Attempts for a stage hit by a transient I/O error, and the first backoff (doubles each time).
+STAGE_ATTEMPTS = 3
+BACKOFF_SECONDS = 1.0
+
+_TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ETIMEDOUT, errno.ECONNRESET,
+                     errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.EINTR,
+                     errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ESTALE}
+_PERMANENT_OSERRORS = (FileNotFoundError, PermissionError, IsADirectoryError,
+                       NotADirectoryError, FileExistsError)
+
+
+# ---- failure policy ---------------------------------------------------------------------------
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """True for I/O errors that may go away on a retry (network, timeouts, busy/EIO), False for
+    everything else - including missing files and permissions, which a retry cannot fix."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, _PERMANENT_OSERRORS) or isinstance(exc, TokenfoundryError):
+            return False
+        if isinstance(exc, (TimeoutError, ConnectionError)):
+            return True
+        if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def retry_transient(task_: Any, task_run: Any, state: Any) -> bool:
+    """``retry_condition_fn`` for Prefect tasks: retry only transient I/O errors."""
+    try:
+        state.result()
+    except BaseException as exc:  # noqa: BLE001 - we classify whatever the task raised
+        return is_transient(exc)
+    return False
+
+
+def call_with_retries(fn: Callable[[], Any], stage: str, input: str,
+                      attempts: int = STAGE_ATTEMPTS, backoff: float = BACKOFF_SECONDS,
+                      log: Callable[[str], None] | None = None) -> Any:
+    """Run ``fn``; retry transient I/O errors with exponential backoff; wrap anything else."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except GateFailed:
+            raise
+        except BadInputError as e:
+            raise BadInputError(f"stage {stage} ({input}): {e}") from e
+        except TokenfoundryError as e:
+            raise StageFailed(stage, input, str(e)) from e
+        except Exception as e:  # noqa: BLE001 - classified below
+            if is_transient(e) and attempt < attempts:
+                delay = backoff * 2 ** (attempt - 1)
+                if log:
+                    log(f"stage {stage}: transient error ({type(e).__name__}: {e}); "
+                        f"retry {attempt}/{attempts - 1} in {delay:.0f} s")
+                time.sleep(delay)
+                continue
+            why = f"{type(e).__name__}: {e}"
+            if is_transient(e):
+                why += f" (transient; gave up after {attempts} attempts)"
+            raise StageFailed(stage, input, why) from e
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class PipelineGateFailed(GateFailed):
+    """A gate failed: nothing was published. ``result`` is the pipeline's result object."""
+
+    def __init__(self, message: str, result: dict[str, Any]):
+        super().__init__(message)
+        self.result = result
+
+
+# ---- progress listeners (the CLI's rich progress bar) -----------------------------------------
+
+_listeners: list[Callable[[dict[str, Any]], None]] = []
+
+
+def add_listener(fn: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+    """Receive pipeline events in this process (``{"event": "stage_start"|"stage_done", ...}``);
+    returns a function that removes the listener."""
+    _listeners.append(fn)
+    return lambda: _listeners.remove(fn) if fn in _listeners else None
+
+
+def _emit(**event: Any) -> None:
+    for fn in list(_listeners):
+        try:
+            fn(event)
+        except Exception:  # noqa: BLE001 - a broken progress display never fails a run
+            pass
+
+
+# ---- stage records ----------------------------------------------------------------------------
+
+
+def _records_dir(ws: Workspace, pipeline: str) -> str:
+    return ws.path("pipelines", pipeline, "stages")
+
+
+def stage_key(stage: str, spec: Any, inputs: dict[str, Any]) -> str:
+    return stable_hash({"stage": stage, "spec": spec, "inputs": inputs,
+                        "code": code_version()}, n=20)
+
+
+def read_record(ws: Workspace, pipeline: str, stage: str, key: str) -> StageRecord | None:
+    p = posixpath.join(_records_dir(ws, pipeline), f"{stage}-{key}.json")
+    if not ws.fs.exists(p):
+        return None
+    try:
+        return StageRecord.model_validate_json(ws.fs.cat_file(p))
+    except Exception:  # noqa: BLE001 - an unreadable record is as good as none
+        return None
+
+
+@task(name="record-stage", retries=3, retry_delay_seconds=[1, 2, 4],
+      retry_condition_fn=retry_transient)
+def write_record_task(workspace: str, pipeline: str, record: dict[str, Any]) -> str:
+    """Write a stage record (atomic); refs in, path out."""
+    ws = Workspace(workspace)
+    rec = StageRecord.model_validate(record)
+    p = posixpath.join(_records_dir(ws, pipeline), f"{rec.stage}-{rec.key}.json")
+    atomic_write_bytes(ws.fs, p, json.dumps(rec.model_dump(mode="json"), indent=2).encode())
+    return p
+
+
+class _Stages:
+    """Runs stages with reuse, retries, progress and a summary row each."""
+
+    def __init__(self, ws: Workspace, spec: PipelineSpec, total: int):
+        self.ws, self.spec, self.total = ws, spec, total
+        self.done = 0
+        self.rows: list[dict[str, Any]] = []
+        self.log = get_run_logger()
+        self.progress_id = create_progress_artifact(
+            progress=0.0, key=f"{_key(spec.name)}-progress",
+            description=f"pipeline {spec.name}: stages finished (of {total})")
+
+    def run(self, stage: str, label: str, spec: Any, inputs: dict[str, Any],
+            call: Callable[[], dict[str, Any]], still_there: Callable[[dict[str, Any]], bool],
+            reuse: bool = True) -> dict[str, Any]:
+        key = stage_key(stage, spec, inputs)
+        _emit(event="stage_start", stage=stage, label=label, done=self.done, total=self.total)
+        t0 = time.perf_counter()
+        rec = read_record(self.ws, self.spec.name, stage, key) if reuse else None
+        if rec is not None and still_there(rec.result):
+            result, reused = dict(rec.result), True
+            self.log.info("%s: reusing finished stage (key %s)", label, key)
+        else:
+            result = call_with_retries(call, stage, label, log=self.log.warning)
+            reused = bool(result.get("reused", False))
+            write_record_task(self.ws.uri, self.spec.name, StageRecord(
+                stage=stage, key=key, inputs=inputs, result=result,
+                seconds=round(time.perf_counter() - t0, 3), finished_at=utc_now(),
+            ).model_dump(mode="json"))
+        seconds = time.perf_counter() - t0
+        self.done += 1
+        self.rows.append({"stage": label, "reused": reused, "seconds": round(seconds, 2),
+                          "output": _headline(stage, result)})
+        if self.progress_id is not None:
+            update_progress_artifact(self.progress_id, progress=100.0 * self.done / self.total)
+        _emit(event="stage_done", stage=stage, label=label, done=self.done, total=self.total,
+              reused=reused, seconds=seconds)
+        return {**result, "reused": reused, "stage_key": key}
+
+
+def _key(name: str) -> str:
+    """An artifact key (lowercase letters, digits, dashes)."""
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "pipeline"
+
+
+def _headline(stage: str, result: dict[str, Any]) -> str:
+    if stage in ("ingest", "dedup"):
+        return f"{result.get('snapshot_id', '')} ({result.get('kept', '?')} docs kept)"
+    if stage == "train":
+        return str(result.get("out", ""))
+    if stage == "evaluate":
+        return "gates passed" if result.get("gates_passed") else "gates FAILED"
+    if stage == "publish":
+        return str(result.get("ref", ""))
+    return ""
+
+
+# ---- the flows --------------------------------------------------------------------------------
+
+
+def _as_spec(spec: dict[str, Any] | str | PipelineSpec, runner: dict[str, Any] | None
+             ) -> PipelineSpec:
+    overrides = {"runner": runner} if runner else None
+    if isinstance(spec, PipelineSpec):
+        return validate_pipeline(spec.model_dump(mode="json"), spec.name, overrides) \
+            if overrides else spec
+    if isinstance(spec, str):
+        return load_pipeline(spec, overrides)
+    return validate_pipeline(spec, "pipeline spec", overrides)
+
+
+def _snapshot_there(ws: Workspace, corpus: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda r: ws.has_snapshot(corpus, r.get("snapshot_id", ""))
+
+
+def _dir_there(ws: Workspace, *names: str) -> Callable[[dict[str, Any]], bool]:
+    def check(r: dict[str, Any]) -> bool:
+        out = r.get("out")
+        return bool(out) and all(ws.fs.exists(posixpath.join(out, n)) for n in names)
+
+    return check
+
+
+def ingest_and_dedup(ws: Workspace, spec: PipelineSpec, runner: RunnerSection,
+                     stages: _Stages, corpora: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """Ingest (and dedup) each corpus on the selected task runner; returns snapshot ids."""
+    from tokenfoundry.flows.dedup import dedup_flow
+    from tokenfoundry.flows.ingest import ingest_flow
+
+    snaps: dict[str, dict[str, str]] = {}
+    for c in spec.corpora:
+        if corpora and c.corpus not in corpora:
+            continue
+        cspec = c.model_dump(mode="json")
+        ing = stages.run(
+            "ingest", f"ingest {c.corpus}", cspec, {},
+            lambda cspec=cspec: ingest_flow.with_options(
+                task_runner=make_task_runner(runner))(spec=cspec, workspace=ws.uri),
+            _snapshot_there(ws, c.corpus), reuse=False)
+        snaps[c.corpus] = {"ingest": ing["snapshot_id"], "latest": ing["snapshot_id"]}
+        dspec = spec.dedup_spec(c.corpus, snapshot=ing["snapshot_id"])
+        if dspec is None:
+            continue
+        dd = dspec.model_dump(mode="json")
+        ded = stages.run(
+            "dedup", f"dedup {c.corpus}", dd, {"snapshot": ing["snapshot_id"]},
+            lambda dd=dd: dedup_flow.with_options(
+                task_runner=make_task_runner(runner))(spec=dd, workspace=ws.uri),
+            _snapshot_there(ws, c.corpus))
+        snaps[c.corpus]["dedup"] = snaps[c.corpus]["latest"] = ded["snapshot_id"]
+        ws.set_ref(c.corpus, "latest", ded["snapshot_id"])  # a reused stage re-points latest
+    return snaps
+
+
+@flow(name="tokenfoundry-ingest-dedup", log_prints=False)
+def ingest_dedup_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
+                      corpora: list[str] | None = None, runner: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """Ingest + dedup the corpora of a pipeline spec (nightly deployments); returns snapshot ids.
+
+    ``spec``: a pipeline YAML path or its mapping; ``corpora``: only these (default: all).
+    """
+    ps = _as_spec(spec, runner)
+    ws = Workspace(workspace)
+    n = sum(1 for c in ps.corpora if not corpora or c.corpus in corpora)
+    stages = _Stages(ws, ps, total=n * (2 if ps.dedup else 1))
+    with runner_session(ps.runner) as run_r:
+        snaps = ingest_and_dedup(ws, ps, run_r, stages, corpora)
+    create_table_artifact(table=stages.rows, key=f"{_key(ps.name)}-ingest-dedup",
+                          description=f"{ps.name}: ingest + dedup stages")
+    return {"pipeline": ps.name, "workspace": ws.uri, "snapshots": snaps, "stages": stages.rows}
+
+
+@flow(name="tokenfoundry-pipeline", log_prints=False)
+def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
+                  runner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """ingest -> dedup -> train -> evaluate -> gate -> publish, reusing finished stages.
+
+    ``spec``: a pipeline YAML path (relative to the working directory) or its mapping;
+    ``runner``: overrides of the ``runner:`` section (e.g. ``{"kind": "dask"}``).
+    """
+    from tokenfoundry.flows.evaluate import evaluate_flow
+    from tokenfoundry.flows.publish import publish_flow
+    from tokenfoundry.flows.train import train_flow
+
+    t_start = time.perf_counter()
+    ps = _as_spec(spec, runner)
+    ws = Workspace(workspace)
+    log = get_run_logger()
+    n_corpus_stages = len(ps.corpora) * (2 if ps.dedup else 1)
+    stages = _Stages(ws, ps, total=n_corpus_stages + 3)
+    log.info("pipeline %s: %d corpora, runner %s", ps.name, len(ps.corpora), describe(ps.runner))
+
+    with runner_session(ps.runner) as run_r:
+        snaps = ingest_and_dedup(ws, ps, run_r, stages)
+
+    # train: on the corpora's latest (deduped) snapshots, pinned by id in the stage key
+    train_corpora = {c: snaps[c]["latest"] for c in ps.train.corpora}
+    tspec = ps.train.model_dump(mode="json")
+    tkey = stage_key("train", tspec, train_corpora)
+    tout = ws.path("pipelines", ps.name, "train", tkey)
+    trained = stages.run(
+        "train", "train", tspec, train_corpora,
+        lambda: train_flow(spec=tspec, workspace=ws.uri, out=tout),
+        _dir_there(ws, "train_report.json"))
+    candidate = trained.get("out") or tout
+
+    # evaluate the candidate beside the references on held-out text
+    espec = ps.evaluate_spec(candidate, ws.uri, {c: s["latest"] for c, s in snaps.items()})
+    edict = espec.model_dump(mode="json")
+    ekey = stage_key("evaluate", edict, {"candidate": tkey, **train_corpora})
+    eout = ws.path("pipelines", ps.name, "evaluate", ekey)
+    evaluated = stages.run(
+        "evaluate", "evaluate", edict, {"candidate": tkey, **train_corpora},
+        lambda: evaluate_flow(spec=edict, workspace=ws.uri, out=eout),
+        lambda r: bool(r.get("json_path")) and ws.fs.exists(r["json_path"]))
+    report = evaluation_report(ps, evaluated)
+    create_markdown_artifact(markdown=report, key=f"{_key(ps.name)}-evaluation-report",
+                             description=f"{ps.name}: evaluation report of the candidate "
+                             "beside the reference tokenizers")
+
+    result: dict[str, Any] = {
+        "pipeline": ps.name, "workspace": ws.uri, "snapshots": snaps, "tokenizer": candidate,
+        "evaluation": {"out": evaluated.get("out", eout),
+                       "report_path": evaluated.get("report_path", ""),
+                       "candidate": evaluated.get("candidate"),
+                       "tokenizers": evaluated.get("tokenizers", {})},
+        "gates": evaluated.get("gates", []), "gates_passed": bool(evaluated.get("gates_passed")),
+        "published": None, "stages": stages.rows,
+    }
+
+    # gate: a failed gate publishes nothing
+    failed = [g for g in result["gates"] if not g.get("passed")]
+    if failed or not result["gates_passed"]:
+        msg = "; ".join(f"{g['expr']}: {g.get('metric')} = {_fmt(g.get('value'))}, "
+                        f"threshold {g.get('op')} {_fmt(g.get('threshold'))}"
+                        for g in failed) or "gates failed"
+        result["status"] = "gate_failed"
+        result["seconds"] = round(time.perf_counter() - t_start, 3)
+        create_markdown_artifact(
+            markdown=f"# {ps.name}: gate failed, nothing published\n\n"
+            + "\n".join(f"- `{g['expr']}`: value {_fmt(g.get('value'))}" for g in failed),
+            key=f"{_key(ps.name)}-gate", description=f"{ps.name}: failed gates")
+        _emit(event="gate_failed", gates=failed)
+        raise PipelineGateFailed(f"pipeline {ps.name}: gate failed, nothing published: {msg}",
+                                 result)
+
+    # publish (idempotent: the same files give the same version)
+    registry = ps.registry_uri(ws.registry_uri)
+    pinputs = {"candidate": tkey, "evaluation": ekey}
+    pspec = ps.publish.model_dump(mode="json") | {"registry": registry}
+    published = stages.run(
+        "publish", "publish", pspec, pinputs,
+        lambda: publish_flow(
+            source=candidate, name=ps.publish.name, registry=registry,
+            aliases=list(ps.publish.aliases), evaluation=evaluated.get("json_path"),
+            lineage={"pipeline": ps.name, "snapshots": snaps, "train_key": tkey,
+                     "evaluate_key": ekey, "spec_hash": ps.spec_hash()}),
+        lambda r: _version_there(registry, r), reuse=False)
+    ref = published.get("ref") or f"{ps.publish.name}@{published.get('version')}"
+    result["published"] = {**published, "ref": ref}
+    result["status"] = "published"
+    create_link_artifact(
+        link=published.get("uri") or registry, link_text=ref, key=f"{_key(ps.name)}-published",
+        description=f"{ps.name}: published tokenizer {ref} (registry {registry})")
+    create_table_artifact(table=stages.rows, key=f"{_key(ps.name)}-stages",
+                          description=f"{ps.name}: stages, reuse and time")
+    result["seconds"] = round(time.perf_counter() - t_start, 3)
+    log.info("pipeline %s: published %s in %.1f s", ps.name, ref, result["seconds"])
+    return result
+
+
+def _version_there(registry: str, r: dict[str, Any]) -> bool:
+    return bool(r.get("version"))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+#: Metrics in the report and the CLI table: (key, header).
+REPORT_METRICS = [
+    ("vocab_size", "vocab"), ("bytes_per_token", "bytes/token"), ("chars_per_token", "chars/token"),
+    ("fertility", "fertility"), ("nsl", "NSL"), ("renyi_efficiency", "Rényi eff."),
+    ("vocab_utilization", "vocab used"), ("parity", "parity"), ("roundtrip_errors", "roundtrip errs"),
+    ("encode_mb_per_s", "MB/s"),
+]
+
+
+def metrics_rows(evaluated: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per tokenizer (candidate first) with the report metrics."""
+    toks: dict[str, Any] = evaluated.get("tokenizers", {}) or {}
+    cand = evaluated.get("candidate")
+    order = ([cand] if cand in toks else []) + [n for n in toks if n != cand]
+    rows = []
+    for n in order:
+        m = toks[n]
+        row = {"tokenizer": n + (" (candidate)" if n == cand else "")}
+        for k, _h in REPORT_METRICS:
+            row[k] = m.get(k)
+        rows.append(row)
+    return rows
+
+
+def evaluation_report(ps: PipelineSpec, evaluated: dict[str, Any]) -> str:
+    rows = metrics_rows(evaluated)
+    head = "| tokenizer | " + " | ".join(h for _k, h in REPORT_METRICS) + " |"
+    sep = "|---" * (len(REPORT_METRICS) + 1) + "|"
+    body = ["| " + r["tokenizer"] + " | " + " | ".join(_fmt(r[k]) if r[k] is not None else "-"
+                                                     for k, _h in REPORT_METRICS) + " |"
+            for r in rows]
+    gates = evaluated.get("gates", []) or []
+    glines = [f"- {'PASS' if g.get('passed') else 'FAIL'} `{g.get('expr')}` "
+              f"(value {_fmt(g.get('value'))})" for g in gates] or ["- (no gates)"]
+    return "\n".join([
+        f"# Evaluation report: {ps.name}", "",
+        f"Candidate `{evaluated.get('candidate')}` on held-out text, beside the reference "
+        "tokenizers.", "", head, sep, *body, "", "## Gates", "", *glines, "",
+        f"Full report: `{evaluated.get('report_path', '')}`",
+    ])
+
+
+def run_pipeline(spec: PipelineSpec | dict[str, Any] | str, workspace: str,
+                 runner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run :func:`pipeline_flow` in this process (ephemeral Prefect API unless one is set)."""
+    if isinstance(spec, PipelineSpec):
+        spec = spec.model_dump(mode="json")
+    elif isinstance(spec, str | Path):
+        spec = str(Path(spec).resolve())
+    return pipeline_flow(spec=spec, workspace=str(workspace), runner=runner)

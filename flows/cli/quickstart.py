@@ -1,0 +1,189 @@
+"""``tokenfoundry quickstart``: the whole pipeline on real text that a fresh machine has.
+
+ingest (Debian's licence texts, installed wheels' licences, gettext catalogs in four languages)
+-> dedup -> train (a multilingual BPE) -> evaluate beside reference tokenizers -> gate ->
+publish to the workspace's registry. The spec is ``examples/quickstart.yaml`` (an identical copy
+is embedded below for non-editable installs; a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import site
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tokenfoundry.flows.cli.app import WorkspaceOpt, app, cli_errors, err, out
+
+QUICKSTART_FILE = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+
+#: Placeholders a source may hold, resolved on this machine at run time.
+PLACEHOLDERS = ("${DIST_INFO_LICENCES}", "${SITE_PACKAGES}")
+
+
+def site_packages_dirs() -> list[str]:
+    dirs = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+            *getattr(site, "getsitepackages", lambda: [])()]
+    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+
+
+def dist_info_licences() -> list[str]:
+    """Licence files of installed distributions (``*.dist-info/LICENSE*``, ``licenses/*``)."""
+    found: list[str] = []
+    for sp in site_packages_dirs():
+        for pat in ("*.dist-info/LICEN[CS]E*", "*.dist-info/COPYING*",
+                    "*.dist-info/licenses/**/*", "*.dist-info/licences/**/*"):
+            found += [p for p in glob.glob(os.path.join(sp, pat), recursive=True)
+                      if os.path.isfile(p) and os.path.getsize(p) > 0]
+    return sorted(dict.fromkeys(found))
+
+
+def resolve_machine_sources(spec: Any, where: str, drop_missing: bool = False) -> Any:
+    """Expand ``${DIST_INFO_LICENCES}`` / ``${SITE_PACKAGES}`` in corpus sources; with
+    ``drop_missing``, leave out sources (and corpora) this machine does not have."""
+    from tokenfoundry.schemas.errors import BadInputError
+    from tokenfoundry.schemas.pipeline import PipelineSpec, validate_pipeline
+
+    data = spec.model_dump(mode="json") if isinstance(spec, PipelineSpec) else dict(spec)
+    changed = False
+    corpora = []
+    dropped: list[str] = []
+    for c in data["corpora"]:
+        sources: list[str] = []
+        for s in c["sources"]:
+            if s == "${DIST_INFO_LICENCES}":
+                sources += dist_info_licences()
+                changed = True
+            elif "${SITE_PACKAGES}" in s:
+                sp = site_packages_dirs()
+                if sp:
+                    sources.append(s.replace("${SITE_PACKAGES}", sp[0]))
+                changed = True
+            elif drop_missing and not s.startswith(("s3://", "gs://", "http")) \
+                    and not os.path.exists(s):
+                dropped.append(s)
+                changed = True
+            else:
+                sources.append(s)
+        if sources:
+            corpora.append({**c, "sources": sources})
+        else:
+            dropped.append(f"corpus {c['corpus']}")
+            changed = True
+    if not changed:
+        return spec
+    if dropped:
+        err.print(f"[yellow]not on this machine, skipped:[/] {', '.join(dropped)}")
+    names = {c["corpus"] for c in corpora}
+    if not corpora:
+        raise BadInputError(f"{where}: none of the quickstart's sources exist on this machine")
+    data["corpora"] = corpora
+    data["train"] = {**data["train"], "corpora": [c for c in data["train"]["corpora"]
+                                                  if c in names]}
+    if data.get("evaluate", {}).get("corpora"):
+        data["evaluate"]["corpora"] = [c for c in data["evaluate"]["corpora"] if c in names]
+    return validate_pipeline(data, where)
+
+
+def quickstart_spec() -> Any:
+    """The quickstart PipelineSpec, machine sources resolved."""
+    import yaml
+
+    from tokenfoundry.schemas.pipeline import validate_pipeline
+
+    if QUICKSTART_FILE.is_file():
+        text, where = QUICKSTART_FILE.read_text(encoding="utf-8"), str(QUICKSTART_FILE)
+    else:
+        text, where = QUICKSTART_YAML, "quickstart (embedded)"
+    spec = validate_pipeline(yaml.safe_load(text), where)
+    return resolve_machine_sources(spec, where, drop_missing=True)
+
+
+@app.command("quickstart")
+@cli_errors
+def quickstart_command(workspace: WorkspaceOpt = "./workspace") -> None:
+    """Run the example pipeline end to end on embedded defaults and real text the install
+    brings: ingest -> dedup -> train -> evaluate -> gate -> publish (a few minutes).
+
+    Example: tokenfoundry quickstart --workspace /tmp/tf
+    """
+    from tokenfoundry.flows.cli.run import print_summary, run_with_progress
+
+    spec = quickstart_spec()
+    n_src = sum(len(c.sources) for c in spec.corpora)
+    err.print(f"[bold]tokenfoundry quickstart[/]: {len(spec.corpora)} corpora from {n_src} "
+              f"sources -> workspace {os.path.abspath(workspace)}")
+    result = run_with_progress(spec, workspace, None, show=True)
+    print_summary(result)
+    pub = result.get("published") or {}
+    ref = pub.get("ref", "")
+    ws = workspace
+    reg = pub.get("registry") or os.path.join(ws, "registry")
+    exe = os.path.basename(sys.argv[0]) or "tokenfoundry"
+    exe = "tokenfoundry" if exe.endswith(".py") or exe == "-c" else exe
+    out.print("\n[bold]next:[/]")
+    for line in (
+        f"tokenfoundry registry --registry {reg} show {ref}",
+        f"tokenfoundry registry --registry {reg} pull {ref} --to ./quickstart-tokenizer",
+        f"tokenfoundry evaluate --tokenizer ./quickstart-tokenizer --text README.md "
+        "--reference o200k,gpt2",
+        f"tokenfoundry run examples/quickstart.yaml --workspace {ws}   # re-run: every stage "
+        "reused, nothing new published",
+        "prefect server start   # then see README 'Running on a Prefect server'",
+    ):
+        out.print(f"  {line}", highlight=False, soft_wrap=True)
+
+
+#: A verbatim copy of examples/quickstart.yaml (tests/flows/test_pipeline_cli.py checks).
+QUICKSTART_YAML = """\
+# The pipeline `tokenfoundry quickstart` runs: real text that every Debian/Ubuntu machine and a
+# pip install bring, a small multilingual BPE tokenizer, evaluated beside reference tokenizers,
+# published to the workspace's registry when it passes its gates.
+#
+# Machine-dependent sources are resolved at run time (by `tokenfoundry quickstart` and
+# `tokenfoundry run`):
+#   ${DIST_INFO_LICENCES}  the licence files of every installed wheel (site-packages/*.dist-info)
+#   ${SITE_PACKAGES}       the site-packages directory of this Python
+# `tokenfoundry quickstart` also drops sources this machine does not have (e.g. a locale).
+name: quickstart
+corpora:
+  - corpus: licences            # legal English: Debian's licence texts + wheels' licences
+    sources:
+      - /usr/share/common-licenses
+      - ${DIST_INFO_LICENCES}
+    lang: en
+    min_chars: 200
+  - corpus: gettext             # UI messages in four languages and three scripts
+    sources:
+      - /usr/share/locale/de/LC_MESSAGES
+      - /usr/share/locale/fr/LC_MESSAGES
+      - /usr/share/locale/es/LC_MESSAGES
+      - /usr/share/locale/ru/LC_MESSAGES
+    min_chars: 8
+dedup:
+  threshold: 0.8
+train:
+  corpora: [licences, gettext]
+  model: bpe
+  vocab_size: 8192
+  mix_by: corpus
+  mix_alpha: 0.5
+  holdout_fraction: 0.05
+  max_bytes: 12000000
+evaluate:
+  references: [o200k, cl100k, gpt2]
+  max_docs: 4000
+  gates:
+    - roundtrip_errors == 0
+    - bytes_per_token >= 2.5
+publish:
+  name: quickstart-bpe
+  aliases: [latest]
+runner:
+  kind: threads
+"""

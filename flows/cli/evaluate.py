@@ -1,0 +1,151 @@
+"""``tokenfoundry evaluate``: intrinsic metrics of tokenizers vs references, and gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokenfoundry.flows.cli.app import (
+    FlowOpt,
+    JsonOpt,
+    WorkspaceOpt,
+    app,
+    cli_errors,
+    emit_json,
+    err,
+    out,
+)
+
+_EPILOG = """
+Examples:
+
+  tokenfoundry evaluate --tokenizer out/legal --text heldout/ --gate "bytes_per_token >= 4.0"
+
+  tokenfoundry evaluate --tokenizer ml=out/multi/tokenizer.json --parallel parallel.parquet \\
+      --reference o200k,cl100k,llama3 --gate "parity <= 2.0" --gate "premium\\[de] <= 1.3" --json
+
+  tokenfoundry evaluate --tokenizer legal-bpe@production --corpus legal --holdout-fraction 0.05
+"""
+
+
+@app.command("evaluate", epilog=_EPILOG)
+@cli_errors
+def evaluate_cmd(
+    tokenizer: Annotated[list[str] | None, typer.Option(
+        "--tokenizer", "-t",
+        help="Candidate: tokenizer.json, HF/AutoTokenizer dir, spm .model, NAME@VERSION or a "
+        "reference name; LABEL=PATH names it. Repeatable; the first one is gated.")] = None,
+    text: Annotated[list[str] | None, typer.Option(
+        "--text", help="Held-out text: txt/md file or dir, jsonl, parquet ('text' column). "
+        "Repeatable.")] = None,
+    parallel: Annotated[str | None, typer.Option(
+        "--parallel", help="Parquet with seg_id, lang, text (aligned segments) for premium and "
+        "parity.")] = None,
+    reference: Annotated[list[str] | None, typer.Option(
+        "--reference", "-r",
+        help="Reference tokenizers, comma-separated or repeated (default: "
+        "o200k,cl100k,llama3,qwen3,gpt2; 'none' for none).")] = None,
+    corpus: Annotated[list[str] | None, typer.Option(
+        "--corpus", help="Evaluate on the held-out documents of this workspace corpus "
+        "(needs --holdout-fraction). Repeatable.")] = None,
+    holdout_fraction: Annotated[float | None, typer.Option(
+        "--holdout-fraction", help="The trainer's held-out fraction (storage.splits rule).")] = None,
+    corpus_ref: Annotated[str, typer.Option(
+        "--corpus-ref", help="Snapshot ref or id of --corpus.")] = "latest",
+    nsl_reference: Annotated[str, typer.Option(
+        "--nsl-reference", help="Reference of the headline NSL.")] = "o200k",
+    gate: Annotated[list[str] | None, typer.Option(
+        "--gate", "-g", help="Gate on the candidate, e.g. 'bytes_per_token >= 4.0', "
+        "'nsl\\[o200k] <= 0.9', 'parity <= 1.5'. Repeatable; any failure exits 1.")] = None,
+    out_dir: Annotated[str | None, typer.Option(
+        "--out", "-o", help="Report directory (default: <workspace>/evaluations/<spec hash>).")] = None,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", help="Causal LM directory for bits-per-byte (not yet supported).")] = None,
+    max_docs: Annotated[int | None, typer.Option(
+        "--max-docs", help="At most this many documents per text source.")] = None,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", help="Registry URI for NAME@VERSION (default: <workspace>/registry).")] = None,
+    workspace: WorkspaceOpt = "workspace",
+    json_out: JsonOpt = False,
+    flow: FlowOpt = False,
+) -> None:
+    """Measure tokenizers on held-out text side by side with reference tokenizers.
+
+    Bytes/chars per token, fertility, continued words, NSL, premium and parity on parallel text,
+    vocabulary utilisation, Rényi efficiency (α = 2.5), unreachable and never-produced tokens,
+    UNK / byte-fallback rate, round-trip errors, encode throughput. Writes metrics.parquet,
+    report.md (+ plots/*.png) and evaluation.json to --out; gates decide the exit code.
+    """
+    from tokenfoundry.schemas.config import validate_spec
+    from tokenfoundry.schemas.errors import BadInputError
+    from tokenfoundry.schemas.evaluate import DEFAULT_REFERENCES, EvaluateSpec
+
+    if model:
+        raise BadInputError("--model (bits-per-byte of a language model) is not yet supported; "
+                            "run without --model")
+    refs: list[str] = list(DEFAULT_REFERENCES)
+    if reference is not None:
+        refs = [r.strip() for item in reference for r in item.split(",") if r.strip()]
+        if refs == ["none"]:
+            refs = []
+    data = {
+        "tokenizers": tokenizer or [], "texts": text or [], "parallel": parallel,
+        "references": refs, "corpora": corpus or [], "holdout_fraction": holdout_fraction,
+        "corpus_ref": corpus_ref, "nsl_reference": nsl_reference, "gates": gate or [],
+        "max_docs": max_docs, "registry": registry, "workspace": workspace,
+    }
+    spec = validate_spec(EvaluateSpec, data, "tokenfoundry evaluate")
+    dest = out_dir or str(Path(workspace) / "evaluations" / spec.spec_hash()[:12])
+    if flow:
+        from tokenfoundry.flows.evaluate import evaluate_flow
+
+        result_json = evaluate_flow(spec.model_dump(mode="json"), workspace, dest,
+                                    fail_on_gates=False)
+        from tokenfoundry.schemas.evaluate import EvaluationResult
+
+        result = EvaluationResult.model_validate(result_json)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from tokenfoundry.tasks.evaluate.core import evaluate
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            task = bar.add_task("evaluate", total=None)
+
+            def progress(done: float, total: float | None, message: str = "") -> None:
+                bar.update(task, completed=done, total=total, description=message or "evaluate")
+
+            result = evaluate(spec, dest, progress=progress)
+
+    if json_out:
+        emit_json(result.model_dump(mode="json"))
+    else:
+        _print_summary(result)
+    from tokenfoundry.tasks.evaluate.gates import raise_for_gates
+
+    raise_for_gates(result.gates, result.candidate)
+
+
+def _print_summary(result) -> None:
+    from rich.table import Table
+
+    t = Table(title="tokenizer evaluation", title_justify="left")
+    for col in ("tokenizer", "bytes/token", "fertility", "NSL", "util.", "Rényi", "RT err",
+                "parity", "MB/s"):
+        t.add_column(col, justify="left" if col == "tokenizer" else "right")
+
+    def f(v, d=3):
+        return "–" if v is None else f"{v:.{d}f}"
+
+    for name, m in result.tokenizers.items():
+        label = f"[bold]{name}[/]" if name == result.candidate else name
+        t.add_row(label, f(m.bytes_per_token), f(m.fertility), f(m.nsl), f(m.vocab_utilization),
+                  f(m.renyi_efficiency), str(m.roundtrip_errors), f(m.parity), f(m.encode_mb_per_s, 1))
+    out.print(t)
+    for g in result.gates:
+        mark = "[green]pass[/]" if g.passed else f"[red]FAIL[/] {g.reason}"
+        out.print(f"gate {g.expr}: {mark}")
+    out.print(f"report: {result.report_path}")

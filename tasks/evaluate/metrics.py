@@ -1,0 +1,290 @@
+"""Intrinsic tokenizer metrics, derived with numpy from one encode pass.
+
+Text side (computed once per evaluation text, shared by every tokenizer): UTF-8 bytes,
+characters and *words* per document. A word is a maximal run of word characters (Unicode
+categories L*, M*, N* and the connector punctuation ``_``, i.e. regex ``\\w`` plus combining
+marks), except that in scripts written without spaces - Han, Hiragana, Katakana, Bopomofo,
+Thai, Lao, Khmer, Myanmar - every character is its own word (its combining marks stay with it).
+Whitespace and punctuation are not words.
+
+Tokenizer side, for a flat id array ``ids`` with document ``offsets``:
+
+- bytes/token, chars/token = Σ bytes / Σ tokens;  fertility = Σ tokens / Σ words;
+- continued-word rate = share of words with a token boundary strictly inside them;
+- vocabulary utilisation = distinct regular ids produced / regular vocabulary size;
+- Rényi efficiency (Zouhar et al. 2023, tokenization-scorer): H_α(p) / log|V| with
+  H_α = log Σ p_i^α / (1 - α); |V| = the number of token types observed (tokenization-scorer's
+  default) and, as ``renyi_efficiency_full_vocab``, the whole regular vocabulary;
+- UNK rate and byte-fallback rate = share of tokens that are UNK / byte-fallback ``<0xNN>``;
+- round-trip errors = documents where decode(encode(x)) != normalise(x);
+- token premium (Petrov et al. 2023) = Σ|T(s_lang)| / Σ|T(s_pivot)| over aligned pairs.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from tokenfoundry.tasks.evaluate.adapters import Encoded, TokenizerAdapter
+
+#: Code point ranges of scripts written without spaces between words.
+SCRIPTIO_CONTINUA = (
+    (0x0E00, 0x0E7F),  # Thai
+    (0x0E80, 0x0EFF),  # Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x19E0, 0x19FF),  # Khmer symbols
+    (0x2E80, 0x2FDF),  # CJK radicals, Kangxi
+    (0x3005, 0x3007),  # ideographic iteration mark, closing mark, number zero
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3100, 0x312F),  # Bopomofo
+    (0x31A0, 0x31FF),  # Bopomofo ext, Katakana phonetic ext
+    (0x3400, 0x4DBF),  # CJK ext A
+    (0x4E00, 0x9FFF),  # CJK unified
+    (0xF900, 0xFAFF),  # CJK compatibility
+    (0xFF66, 0xFF9F),  # half-width Katakana
+    (0x20000, 0x323AF),  # CJK ext B-H
+)
+
+WORD, CONTINUA, CONTINUA_MARK = 1, 2, 3
+
+
+@lru_cache(maxsize=1)
+def char_classes() -> np.ndarray:
+    """uint8 per code point: 0 not a word char, 1 word char, 2 per-character-word script,
+    3 a combining mark of such a script (stays with its base character)."""
+    n = 0x110000
+    cls = np.zeros(n, dtype=np.uint8)
+    cats = np.frombuffer("".join(unicodedata.category(chr(c))[0] for c in range(n)).encode("ascii"),
+                         dtype=np.uint8)
+    cls[(cats == ord("L")) | (cats == ord("M")) | (cats == ord("N"))] = WORD
+    cls[ord("_")] = WORD
+    is_mark = cats == ord("M")
+    for lo, hi in SCRIPTIO_CONTINUA:
+        seg = slice(lo, hi + 1)
+        word = cls[seg] > 0
+        cls[seg] = np.where(word, np.where(is_mark[seg], CONTINUA_MARK, CONTINUA), 0)
+    return cls
+
+
+@dataclass
+class TextPool:
+    """Documents to evaluate on, with everything about the text that every tokenizer shares."""
+
+    docs: list[str]
+    langs: np.ndarray  # str per doc ("und" if unknown)
+    dataset: np.ndarray  # int per doc: index into dataset_names
+    dataset_names: list[str]
+    text_bytes: np.ndarray  # uint8: UTF-8 of "\n".join(docs)
+    doc_byte_start: np.ndarray  # int64 per doc, into text_bytes
+    doc_bytes: np.ndarray
+    doc_char_start: np.ndarray
+    doc_chars: np.ndarray
+    word_byte_start: np.ndarray
+    word_byte_end: np.ndarray
+    word_char_start: np.ndarray
+    word_char_end: np.ndarray
+    word_doc: np.ndarray
+    doc_words: np.ndarray
+    seconds: float = 0.0
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.docs)
+
+    @property
+    def total_bytes(self) -> int:
+        return int(self.doc_bytes.sum())
+
+
+def build_pool(docs: list[str], langs: list[str] | None = None,
+               dataset: list[int] | None = None, dataset_names: list[str] | None = None) -> TextPool:
+    """Byte/char/word statistics of ``docs`` (vectorised over the concatenated text)."""
+    import time
+
+    t0 = time.perf_counter()
+    n = len(docs)
+    joined = "\n".join(docs)
+    cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    text_bytes = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
+    doc_chars = np.fromiter((len(d) for d in docs), dtype=np.int64, count=n)
+    doc_char_start = np.zeros(n, dtype=np.int64)
+    if n > 1:
+        np.cumsum(doc_chars[:-1] + 1, out=doc_char_start[1:])
+    u8 = (1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000))
+    char_byte = np.zeros(len(cp) + 1, dtype=np.int64)
+    np.cumsum(u8, out=char_byte[1:])
+    doc_byte_start = char_byte[doc_char_start]
+    doc_bytes = char_byte[doc_char_start + doc_chars] - doc_byte_start
+
+    cls = char_classes()[cp] if len(cp) else np.zeros(0, dtype=np.uint8)
+    w = cls > 0
+    prev_w = np.concatenate([[False], w[:-1]])
+    prev_cls = np.concatenate([[0], cls[:-1]]).astype(np.uint8)
+    start = w & (~prev_w | (cls == CONTINUA) | ((cls == WORD) & (prev_cls >= CONTINUA)))
+    next_start = np.concatenate([start[1:], [True]])
+    next_w = np.concatenate([w[1:], [False]])
+    end = w & (~next_w | next_start)
+    ws = np.flatnonzero(start)
+    we = np.flatnonzero(end) + 1
+    word_doc = np.searchsorted(doc_char_start, ws, side="right") - 1
+    doc_words = np.bincount(word_doc, minlength=n).astype(np.int64)
+    names = dataset_names or ["text"]
+    return TextPool(
+        docs=docs,
+        langs=np.array(langs if langs is not None else ["und"] * n, dtype=object),
+        dataset=np.array(dataset if dataset is not None else [0] * n, dtype=np.int64),
+        dataset_names=names, text_bytes=text_bytes, doc_byte_start=doc_byte_start,
+        doc_bytes=doc_bytes, doc_char_start=doc_char_start, doc_chars=doc_chars,
+        word_byte_start=char_byte[ws], word_byte_end=char_byte[we], word_char_start=ws,
+        word_char_end=we, word_doc=word_doc, doc_words=doc_words,
+        seconds=time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Distribution metrics
+
+
+def renyi_entropy(counts: np.ndarray, alpha: float) -> float:
+    """H_α in bits of the distribution given by ``counts`` (zeros ignored)."""
+    c = np.asarray(counts, dtype=np.float64)
+    c = c[c > 0]
+    if c.size == 0:
+        return 0.0
+    p = c / c.sum()
+    if abs(alpha - 1.0) < 1e-12:
+        return float(-(p * np.log2(p)).sum())
+    return float(np.log2(np.power(p, alpha).sum()) / (1.0 - alpha))
+
+
+def renyi_efficiency(counts: np.ndarray, alpha: float, vocab_size: int | None = None) -> float | None:
+    """H_α / log2 |V|; |V| defaults to the number of observed types (tokenization-scorer)."""
+    c = np.asarray(counts)
+    v = int((c > 0).sum()) if vocab_size is None else int(vocab_size)
+    if v <= 1:
+        return None
+    return renyi_entropy(c, alpha) / float(np.log2(v))
+
+
+def token_length_histogram(lengths: np.ndarray, freq: np.ndarray, cap: int = 16
+                           ) -> tuple[float, dict[str, float]]:
+    """Mean token length in bytes and the share of produced tokens per length (cap = cap+)."""
+    total = float(freq.sum())
+    if total == 0:
+        return 0.0, {}
+    mean = float((lengths.astype(np.float64) * freq).sum() / total)
+    h = np.bincount(np.minimum(lengths, cap), weights=freq, minlength=cap + 1)
+    return mean, {(f"{i}+" if i == cap else str(i)): float(h[i] / total)
+                  for i in range(cap + 1) if h[i] > 0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Alignment of tokens with the text (for continued words and the round trip)
+
+
+@dataclass
+class Alignment:
+    """Per-document alignment results for one tokenizer."""
+
+    aligned: np.ndarray  # bool per doc: token bytes concatenate to the doc's bytes
+    mismatched_docs: np.ndarray  # int doc indices whose decoded bytes differ (aligned docs only)
+    word_continued: np.ndarray  # bool per word (valid where word_known)
+    word_known: np.ndarray  # bool per word
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """concat(arange(l) for l in lengths) without a Python loop."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
+
+
+def align_bytes(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded,
+                docs_mask: np.ndarray, chunk_bytes: int = 1 << 24) -> Alignment:
+    """Byte-level alignment for documents in ``docs_mask`` of a byte-exact tokenizer.
+
+    Token byte lengths (a lookup table) give every token's start offset; a document is aligned
+    when its token lengths sum to its byte length, and its round trip is exact when the gathered
+    token bytes equal the document's bytes (compared with numpy, no decode call).
+    """
+    n = pool.n_docs
+    tl_all = adapter.token_bytes_len[enc.ids].astype(np.int64)
+    counts = enc.counts
+    doc_tok_bytes = np.add.reduceat(tl_all, enc.offsets[:-1]) if len(tl_all) else np.zeros(n)
+    doc_tok_bytes = np.where(counts > 0, doc_tok_bytes, 0)
+    aligned = docs_mask & (doc_tok_bytes == pool.doc_bytes)
+    flat, tab_start = adapter.byte_table
+    n_text = len(pool.text_bytes)
+    is_boundary = np.zeros(n_text + 1, dtype=bool)
+    mismatched: list[np.ndarray] = []
+    # Process documents in chunks so index arrays stay bounded.
+    doc_idx = np.flatnonzero(aligned)
+    i = 0
+    while i < len(doc_idx):
+        j = i
+        acc = 0
+        while j < len(doc_idx) and (acc < chunk_bytes or j == i):
+            acc += int(pool.doc_bytes[doc_idx[j]])
+            j += 1
+        chunk = doc_idx[i:j]
+        i = j
+        tok_counts = counts[chunk]
+        tok_pos = np.repeat(enc.offsets[chunk], tok_counts) + _ranges(tok_counts)
+        ids = enc.ids[tok_pos]
+        tl = tl_all[tok_pos]
+        within = np.cumsum(tl) - tl
+        base = _first_or_zero(within, tok_counts)  # per doc: cumsum value at its first token
+        starts = np.repeat(pool.doc_byte_start[chunk] - base, tok_counts) + within
+        is_boundary[starts] = True
+        # round trip: gathered token bytes vs the text
+        total = int(tl.sum())
+        if total:
+            k = _ranges(tl)
+            src = np.repeat(tab_start[ids], tl) + k
+            dst = np.repeat(starts, tl) + k
+            bad = np.flatnonzero(flat[src] != pool.text_bytes[dst])
+            if bad.size:
+                bad_docs = np.searchsorted(pool.doc_byte_start, dst[bad], side="right") - 1
+                mismatched.append(np.unique(bad_docs))
+    word_known = aligned[pool.word_doc]
+    cb = np.cumsum(is_boundary, dtype=np.int64)
+    ws, we = pool.word_byte_start, pool.word_byte_end
+    # boundaries at positions ws+1 .. we-1 (strictly inside the word)
+    inside = cb[np.maximum(we - 1, ws)] - cb[ws]
+    mism = np.unique(np.concatenate(mismatched)) if mismatched else np.zeros(0, dtype=np.int64)
+    return Alignment(aligned=aligned, mismatched_docs=mism, word_continued=inside > 0,
+                     word_known=word_known)
+
+
+def _first_or_zero(within: np.ndarray, tok_counts: np.ndarray) -> np.ndarray:
+    """The exclusive-cumsum value at each document's first token (0 for empty docs)."""
+    first = np.cumsum(tok_counts) - tok_counts
+    out = np.zeros(len(tok_counts), dtype=np.int64)
+    nz = tok_counts > 0
+    out[nz] = within[first[nz]]
+    return out
+
+
+def continued_from_offsets(pool: TextPool, enc: Encoded, docs: np.ndarray) -> tuple[np.ndarray,
+                                                                                      np.ndarray]:
+    """Continued-word flags from HF char offsets for ``docs`` (the slower, general path)."""
+    n_chars = len(pool.word_char_end) and int(pool.doc_char_start[-1] + pool.doc_chars[-1])
+    is_boundary = np.zeros(int(n_chars) + 1, dtype=bool)
+    known_docs = np.zeros(pool.n_docs, dtype=bool)
+    if enc.encodings is None:
+        return np.zeros(len(pool.word_doc), dtype=bool), known_docs[pool.word_doc]
+    for d in docs:
+        offs = enc.encodings[int(d)].offsets
+        if offs:
+            s = np.fromiter((o[0] for o in offs), dtype=np.int64, count=len(offs))
+            is_boundary[pool.doc_char_start[d] + s] = True
+        known_docs[d] = True
+    cb = np.cumsum(is_boundary, dtype=np.int64)
+    ws, we = pool.word_char_start, pool.word_char_end
+    inside = cb[np.maximum(we - 1, ws)] - cb[ws]
+    return inside > 0, known_docs[pool.word_doc]

@@ -67,7 +67,11 @@ def cli_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except TokenfoundryError as e:
             label = "error" if e.exit_code == 2 else "failed"
-            err.print(f"[bold red]{label}:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            # escape: messages quote user text such as "nsl[o200k] <= 0.9" (not rich markup)
+            err.print(f"[bold red]{label}:[/] {escape(str(e))}", markup=True, highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

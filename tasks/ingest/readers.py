@@ -35,6 +35,8 @@ from tokenfoundry.schemas.ingest import IngestSpec, IngestUnit
 
 _CHUNK = 4 * 1024 * 1024
 _SNIFF = 8192
+_ZSTD_IN = 128 * 1024
+_ZSTD_OUT = 1024 * 1024
 _BATCH_TEXT_BYTES = 32 * 1024 * 1024
 EXCERPT_CHARS = 200
 
@@ -126,7 +128,7 @@ class _ZstdReader(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         while not self._buf and not self._eof:
-            chunk = self._raw.read(_CHUNK)
+            chunk = self._raw.read(_ZSTD_IN)
             if not chunk:
                 self._eof = True
                 if self._in_frame and not self._dobj.eof:
@@ -161,10 +163,12 @@ def open_raw(path: str) -> BinaryIO:
 def open_stream(unit: IngestUnit) -> tuple[BinaryIO, BinaryIO]:
     """(decompressed buffered stream, raw file) for a unit; the raw file's tell() is progress."""
     raw = open_raw(unit.path)
+    # Compressed streams are read in small steps, so that the records before a cut in the
+    # stream reach the caller before the error does.
     if unit.compression == "gzip":
-        return io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), _CHUNK), raw
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
     if unit.compression == "zstd":
-        return io.BufferedReader(_ZstdReader(raw), _CHUNK), raw
+        return io.BufferedReader(_ZstdReader(raw), _ZSTD_OUT), raw
     if unit.start:
         raw.seek(unit.start)
     return io.BufferedReader(raw, _CHUNK) if not isinstance(raw, io.BufferedReader) else raw, raw
@@ -196,13 +200,14 @@ def read_jsonl(unit: IngestUnit, spec: IngestSpec) -> Iterator[tuple[Records, in
     loads = orjson.loads
     JSONDecodeError = orjson.JSONDecodeError
     try:
-        if unit.start == 0:
-            head = fh.peek(_SNIFF)[:_SNIFF]
-            if is_binary(head):
-                batch.reject("file", "binary", "NUL bytes in the first 8 KiB: not a text file", head)
-                yield batch, unit.size
-                return
         try:
+            if unit.start == 0:
+                head = fh.peek(_SNIFF)[:_SNIFF]
+                if is_binary(head):
+                    batch.reject("file", "binary", "NUL bytes in the first 8 KiB: not a text file",
+                                 head)
+                    yield batch, unit.size
+                    return
             for line in fh:
                 lineno += 1
                 pos += len(line)
@@ -270,14 +275,14 @@ def read_csv(unit: IngestUnit, spec: IngestSpec) -> Iterator[tuple[Records, int]
     fh, raw = open_stream(unit)
     batch = Records()
     try:
-        head = fh.peek(_SNIFF)[:_SNIFF]
-        if is_binary(head):
-            batch.reject("file", "binary", "NUL bytes in the first 8 KiB: not a text file", head)
-            yield batch, unit.size
-            return
         text_io = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="")
         reader = csv.reader(text_io)
         try:
+            head = fh.peek(_SNIFF)[:_SNIFF]
+            if is_binary(head):
+                batch.reject("file", "binary", "NUL bytes in the first 8 KiB: not a text file", head)
+                yield batch, unit.size
+                return
             header = next(reader, None)
             if header is None:
                 yield batch, unit.size
@@ -409,12 +414,13 @@ def read_text(unit: IngestUnit, spec: IngestSpec) -> Iterator[tuple[Records, int
     policy = spec.utf8
     lang = None
     try:
-        head = fh.peek(_SNIFF)[:_SNIFF]
-        if is_binary(head):
-            batch.reject("file", "binary", "NUL bytes in the first 8 KiB: not a text file", head)
-            yield batch, unit.size
-            return
         try:
+            head = fh.peek(_SNIFF)[:_SNIFF]
+            if is_binary(head):
+                batch.reject("file", "binary", "NUL bytes in the first 8 KiB: not a text file",
+                             head)
+                yield batch, unit.size
+                return
             if not spec.split_paragraphs:
                 limit = spec.max_chars * 4
                 data = fh.read(limit + 1)

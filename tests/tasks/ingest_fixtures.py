@@ -36,11 +36,11 @@ def write_jsonl(path: Path, texts: list[str], compress: str | None = None) -> Pa
                      for i, t in enumerate(texts))
     if compress == "gzip":
         lines = gzip.compress(lines)
-    elif compress == "zstd":  # a streaming writer: one block per 64 KiB, as log shippers do
+    elif compress == "zstd":  # a streaming writer: one block per 16 KiB, as log shippers do
         cobj = zstandard.ZstdCompressor().compressobj()
         parts = []
-        for i in range(0, len(lines), 65536):
-            parts.append(cobj.compress(lines[i:i + 65536]))
+        for i in range(0, len(lines), 16384):
+            parts.append(cobj.compress(lines[i:i + 16384]))
             parts.append(cobj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
         parts.append(cobj.flush())
         lines = b"".join(parts)

@@ -92,7 +92,8 @@ class TokenizerAdapter:
     def vocab_size(self) -> int:  # ids are < vocab_size
         raise NotImplementedError
 
-    def _encode(self, texts: list[str], threads: int) -> Encoded:
+    def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
+        """``offsets=True``: keep per-token character offsets (HF), at some extra cost."""
         raise NotImplementedError
 
     def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
@@ -126,8 +127,8 @@ class TokenizerAdapter:
         return np.full(len(docs), self.byte_exact, dtype=bool)
 
     # -- shared -------------------------------------------------------------------------
-    def encode_batch(self, texts: list[str], threads: int = 0) -> Encoded:
-        return self._encode(texts, threads)
+    def encode_batch(self, texts: list[str], threads: int = 0, offsets: bool = False) -> Encoded:
+        return self._encode(texts, threads, offsets)
 
     @cached_property
     def table(self) -> tuple[list[bytes | None], np.ndarray]:
@@ -187,10 +188,10 @@ class QuicktokAdapter(TokenizerAdapter):
     def vocab_size(self) -> int:
         return int(self.enc.max_token_value) + 1
 
-    def _encode(self, texts: list[str], threads: int) -> Encoded:
+    def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
         t0 = time.perf_counter()
-        ids, offsets = self.enc.encode_batch(texts, threads, False)
-        return Encoded(ids=ids, offsets=offsets.astype(np.int64, copy=False),
+        ids, doc_offsets = self.enc.encode_batch(texts, threads, False)
+        return Encoded(ids=ids, offsets=doc_offsets.astype(np.int64, copy=False),
                        seconds=time.perf_counter() - t0)
 
     def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
@@ -276,17 +277,18 @@ class HFAdapter(TokenizerAdapter):
         return np.fromiter((all(unicodedata.is_normalized(f, d) for f in forms) for d in docs),
                            dtype=bool, count=len(docs))
 
-    def _encode(self, texts: list[str], threads: int) -> Encoded:
+    def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
         t0 = time.perf_counter()
-        encs = self.tok.encode_batch_fast(texts, add_special_tokens=False) if hasattr(
-            self.tok, "encode_batch_fast") else self.tok.encode_batch(texts, add_special_tokens=False)
+        fast = not offsets and hasattr(self.tok, "encode_batch_fast")  # fast: no offsets
+        encs = (self.tok.encode_batch_fast(texts, add_special_tokens=False) if fast
+                else self.tok.encode_batch(texts, add_special_tokens=False))
         lists = [e.ids for e in encs]
         counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
         offsets = np.zeros(len(lists) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         ids = np.fromiter((i for x in lists for i in x), dtype=np.uint32, count=int(offsets[-1]))
         return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0, lists=lists,
-                       encodings=encs)
+                       encodings=None if fast else encs)
 
     def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
         seqs = [enc.lists[i] if enc.lists is not None else enc.doc(i).tolist() for i in docs]
@@ -376,7 +378,7 @@ class SentencePieceAdapter(TokenizerAdapter):
     def vocab_size(self) -> int:
         return int(self.sp.get_piece_size())
 
-    def _encode(self, texts: list[str], threads: int) -> Encoded:
+    def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
         t0 = time.perf_counter()
         lists = self.sp.encode(texts, num_threads=threads or os.cpu_count() or 1)
         counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))

@@ -147,7 +147,8 @@ def _unreachable_tokens(adapter: TokenizerAdapter) -> tuple[list[int], int]:
 
 def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> dict:
     """Encode the pool once and derive every text metric; returns a plain dict."""
-    enc = adapter.encode_batch(pool.docs, spec.threads)
+    alignable = adapter.alignable_docs(pool.docs)
+    enc = adapter.encode_batch(pool.docs, spec.threads, offsets=not alignable.all())
     t0 = time.perf_counter()
     counts = enc.counts
     n_tok = int(counts.sum())
@@ -157,7 +158,6 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> 
     n_regular = int(regular.sum())
 
     # alignment, round trip, continued words
-    alignable = adapter.alignable_docs(pool.docs)
     word_cont = np.zeros(len(pool.word_doc), dtype=bool)
     word_known = np.zeros(len(pool.word_doc), dtype=bool)
     rt_bad: set[int] = set()

@@ -1,0 +1,221 @@
+"""Metric values on small real text, checked against values computed by hand / independently."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tokenfoundry.schemas.evaluate import EvaluateSpec
+from tokenfoundry.tasks.evaluate import metrics as M
+from tokenfoundry.tasks.evaluate.adapters import load_reference, load_tokenizer
+from tokenfoundry.tasks.evaluate.core import measure
+
+
+def _fixtures():
+    path = Path(__file__).with_name("evaluate_fixtures.py")
+    spec = importlib.util.spec_from_file_location("evaluate_fixtures", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+FX = _fixtures()
+SPEC = EvaluateSpec(tokenizers=["gpt2"], texts=["unused"], references=[])
+
+
+@pytest.fixture(scope="module")
+def licences():
+    texts = FX.licence_texts()
+    if len(texts) < 3:
+        pytest.skip("needs /usr/share/common-licenses")
+    return texts
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tok")
+    return {"bpe": FX.train_bytelevel_bpe(d / "bpe" / "tokenizer.json"),
+            "bpe_nfc": FX.train_bytelevel_bpe(d / "nfc" / "tokenizer.json", nfc=True),
+            "wordpiece": FX.train_wordpiece(d / "wp" / "tokenizer.json"),
+            "spm": FX.train_spm(d / "spm" / "tok.model")}
+
+
+def test_words_split_on_spaces_and_per_character_in_cjk_and_thai():
+    pool = M.build_pool(["Hello, world! 日本語です", "ที่นี่ नमस्ते under_score 3.14"])
+    joined = "\n".join(pool.docs)
+    words = [joined[s:e] for s, e in zip(pool.word_char_start, pool.word_char_end)]
+    # Thai syllables keep their combining marks; Devanagari matras stay inside the word.
+    assert words == ["Hello", "world", "日", "本", "語", "で", "す", "ที่", "นี่", "नमस्ते",
+                     "under_score", "3", "14"]
+    assert pool.doc_words.tolist() == [7, 6]
+    assert pool.doc_bytes.tolist() == [len(d.encode()) for d in pool.docs]
+    # word byte spans point at the same words in the UTF-8 buffer
+    b = pool.text_bytes.tobytes()
+    assert [b[s:e].decode() for s, e in zip(pool.word_byte_start, pool.word_byte_end)] == words
+
+
+def test_renyi_efficiency_on_toy_distribution():
+    # counts 3,2,1,1: p = (3,2,1,1)/7; H_2.5 = log2(Σp^2.5)/(1-2.5); |V| = 4 observed types
+    p = np.array([3, 2, 1, 1]) / 7
+    h = math.log2((p ** 2.5).sum()) / (1 - 2.5)
+    assert M.renyi_efficiency(np.array([3, 2, 1, 1, 0, 0]), 2.5) == pytest.approx(h / 2)
+    assert M.renyi_efficiency(np.array([3, 2, 1, 1]), 2.5) == pytest.approx(0.826506483, abs=1e-8)
+    # full vocabulary |V| = 8 instead of the observed 4
+    assert M.renyi_efficiency(np.array([3, 2, 1, 1]), 2.5, 8) == pytest.approx(h / 3)
+    # uniform distribution is perfectly efficient; alpha = 1 is Shannon
+    assert M.renyi_efficiency(np.array([5, 5, 5, 5]), 2.5) == pytest.approx(1.0)
+    assert M.renyi_entropy(np.array([1, 1]), 1.0) == pytest.approx(1.0)
+
+
+def test_bytes_per_token_and_fertility_match_direct_counts(licences):
+    import quicktok
+
+    enc = quicktok.get_encoding("cl100k_base")
+    docs = licences[:3]
+    n_tok = sum(len(enc.encode(d)) for d in docs)
+    n_bytes = sum(len(d.encode("utf-8")) for d in docs)
+    import re
+
+    n_words = sum(len(re.findall(r"[^\W]+", d)) for d in docs)  # ASCII licences: \w runs
+    pool = M.build_pool(docs)
+    r = measure(load_reference("cl100k"), pool, SPEC)
+    assert r["n_tokens"] == n_tok
+    assert r["bytes_per_token"] == pytest.approx(n_bytes / n_tok)
+    assert r["chars_per_token"] == pytest.approx(sum(map(len, docs)) / n_tok)
+    assert r["fertility"] == pytest.approx(n_tok / n_words)
+    assert r["roundtrip_errors"] == 0
+    assert r["unk_rate"] == 0 and r["byte_fallback_rate"] == 0
+
+
+def test_known_string_bytes_per_token():
+    pool = M.build_pool(["Hello, world!"])  # GPT-2: Hello , Ġworld !  -> 13 bytes / 4 tokens
+    r = measure(load_reference("gpt2"), pool, SPEC)
+    assert r["n_tokens"] == 4
+    assert r["bytes_per_token"] == pytest.approx(13 / 4)
+    assert r["fertility"] == pytest.approx(4 / 2)
+    assert r["continued_word_rate"] == 0.0
+
+
+def test_continued_words_byte_path_equals_offsets_path(licences, trained):
+    """The vectorised byte alignment agrees with HF's own character offsets, and also sees
+    boundaries inside a character (a CJK character split into byte tokens is a split word)."""
+    docs = licences[:2] + ["Ünïcödé façade naïve 日本語 text"]
+    pool = M.build_pool(docs)
+    ad = load_tokenizer(str(trained["bpe"]))
+    assert ad.byte_exact
+    enc = ad.encode_batch(pool.docs, offsets=True)
+    al = M.align_bytes(pool, ad, enc, np.ones(pool.n_docs, dtype=bool))
+    assert al.aligned.all() and al.mismatched_docs.size == 0
+    wc, wk = M.continued_from_offsets(pool, enc, np.arange(pool.n_docs))
+    assert wk.all()
+    joined = "\n".join(docs)
+    words = [joined[s:e] for s, e in zip(pool.word_char_start, pool.word_char_end)]
+    differ = [w for w, a, b in zip(words, al.word_continued, wc) if a != b]
+    # the 600-token vocabulary has no CJK: each of 日 本 語 is 3 byte tokens; offsets cannot
+    # show a boundary inside one character, the byte path does
+    assert differ == ["日", "本", "語"]
+    assert al.word_continued[words.index("日")]
+    r = measure(ad, pool, SPEC)
+    assert 0.0 < r["continued_word_rate"] < 1.0
+    assert r["continued_word_rate"] == pytest.approx(al.word_continued.mean())
+
+
+def test_roundtrip_zero_for_byte_level_and_errors_for_wordpiece_unk(trained):
+    docs = ["Licence terms: ünïcode, 日本語, emoji 🙂 and\ttabs  double  spaces."]
+    pool = M.build_pool(docs)
+    for key in ("bpe", "bpe_nfc"):
+        r = measure(load_tokenizer(str(trained[key])), pool, SPEC)
+        assert r["roundtrip_errors"] == 0, key
+        assert r["unk_rate"] == 0
+    wp = load_tokenizer(str(trained["wordpiece"]))
+    r = measure(wp, pool, SPEC)
+    assert r["roundtrip_errors"] == 1  # whitespace is not preserved and CJK/emoji become [UNK]
+    ids = wp.encode_batch(docs).ids
+    assert r["unk_rate"] == pytest.approx(float((ids == wp.unk_id).sum()) / len(ids))
+    assert r["unk_rate"] > 0
+
+
+def test_byte_fallback_rate_counts_byte_pieces(trained):
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(trained["spm"]))
+    text = "The licence 許可証 applies."
+    ids = sp.encode(text)
+    expected = sum(sp.is_byte(i) for i in ids) / len(ids)
+    assert expected > 0
+    r = measure(load_tokenizer(str(trained["spm"])), M.build_pool([text]), SPEC)
+    assert r["byte_fallback_rate"] == pytest.approx(expected)
+    assert r["roundtrip_errors"] == 0  # byte fallback is lossless after nmt_nfkc
+
+
+def test_vocab_utilization_never_produced_and_token_lengths(trained):
+    ad = load_tokenizer(str(trained["bpe"]))
+    text = "the the the license"
+    pool = M.build_pool([text])
+    r = measure(ad, pool, SPEC)
+    ids = ad.encode_batch([text]).ids
+    regular = int((~ad.special_mask).sum())
+    assert r["vocab_utilization"] == pytest.approx(len(set(ids.tolist())) / regular)
+    assert r["never_produced_tokens"] == regular - len(set(ids.tolist()))
+    assert len(r["never_produced_examples"]) == SPEC.max_listed_tokens
+    lens = [len(ad.table[0][i]) for i in ids.tolist()]
+    assert r["mean_token_bytes"] == pytest.approx(sum(lens) / len(lens))
+    assert sum(r["token_length"].histogram.values()) == pytest.approx(1.0)
+
+
+def test_unreachable_tokens_found_for_tokens_an_nfc_normaliser_cannot_produce(tmp_path):
+    """A token spelled in decomposed form (NFD) is unreachable behind an NFC normaliser."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    from tokenfoundry.tasks.evaluate.adapters import _bytes_to_unicode
+    from tokenfoundry.tasks.evaluate.core import unreachable_tokens
+
+    b2u = _bytes_to_unicode()
+    vocab = {b2u[b]: b for b in range(256)}
+    nfd = "e\u0301"  # é decomposed
+    vocab[b2u[0xCC] + b2u[0x81]] = 256
+    vocab["".join(b2u[b] for b in nfd.encode())] = 257
+    merges = [(b2u[0xCC], b2u[0x81]), (b2u[0x65], b2u[0xCC] + b2u[0x81])]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.normalizer = normalizers.NFC()
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    ad = load_tokenizer(str(path))
+    n, examples, partial = unreachable_tokens(ad, 10)
+    assert n >= 1 and "e\u0301" in examples
+    assert partial == 128  # bytes 0x80-0xFF are not text on their own
+
+
+def test_premium_and_parity_on_tiny_parallel_set():
+    import quicktok
+
+    from tokenfoundry.tasks.evaluate.parallel import parity_summary, token_premium
+
+    segs = {"s1": {"en": "Open file", "de": "Datei öffnen", "fr": "Ouvrir le fichier"},
+            "s2": {"en": "Save as…", "de": "Speichern unter …", "fr": "Enregistrer sous…"},
+            "s3": {"en": "Quit", "de": "Beenden"}}
+    enc = quicktok.get_encoding("cl100k_base")
+    seg, lang, text = zip(*[(s, lg, t) for s, d in segs.items() for lg, t in d.items()])
+    counts = np.array([len(enc.encode(t)) for t in text])
+    premium, used, dropped = token_premium(list(seg), list(lang), counts, np.zeros(len(text)))
+    n = {(s, lg): len(enc.encode(t)) for s, lg, t in zip(seg, lang, text)}
+    de = (n["s1", "de"] + n["s2", "de"] + n["s3", "de"]) / (n["s1", "en"] + n["s2", "en"]
+                                                            + n["s3", "en"])
+    fr = (n["s1", "fr"] + n["s2", "fr"]) / (n["s1", "en"] + n["s2", "en"])  # s3 has no fr
+    assert premium == pytest.approx({"de": de, "en": 1.0, "fr": fr})
+    assert used == {"de": 3, "en": 3, "fr": 2}
+    summary = parity_summary(premium)
+    assert summary["parity"] == pytest.approx(max(de, fr, 1.0) / min(de, fr, 1.0))
+    assert summary["premium_std"] == pytest.approx(np.std([de, 1.0, fr]))
+    # a pair with > 10% UNK characters on one side is dropped for every language's sum
+    unk = np.array([0.5 if (s, lg) == ("s1", "de") else 0.0 for s, lg in zip(seg, lang)])
+    premium2, used2, dropped2 = token_premium(list(seg), list(lang), counts, unk)
+    assert dropped2 == {"de": 1}
+    assert premium2["de"] == pytest.approx((n["s2", "de"] + n["s3", "de"]) /
+                                           (n["s2", "en"] + n["s3", "en"]))

@@ -9,7 +9,7 @@ until the output snapshot is committed, as datatrove's signature -> buckets -> c
                    documents still in play and their LSH bucket rows, as Parquet.
 3. ``finish``      DuckDB groups the buckets into candidate pairs, estimated-Jaccard verification,
                    union-find into clusters (root = smallest rank = kept), then the output snapshot
-                   (kept documents + ``clusters`` table + ``dedup_report.md``), refs "dedup"/"latest".
+                   (kept documents + ``_clusters/`` table + ``_dedup_report.md``), refs "dedup"/"latest".
 
 The output depends only on the input snapshot and the spec, never on how many workers ran the
 shards or in which order they finished, so the flow (threads or Dask) and the direct CLI path
@@ -42,7 +42,9 @@ from tokenfoundry.schemas.dedup import DedupResult, DedupSpec
 from tokenfoundry.schemas.errors import BadInputError, InvariantError
 from tokenfoundry.schemas.tables import CLUSTERS_SCHEMA
 from tokenfoundry.storage.catalog import connect, scan
-from tokenfoundry.storage.workspace import Snapshot, Workspace, atomic_write_bytes
+from tokenfoundry.storage.workspace import (
+    PartWriter, Snapshot, Workspace, atomic_write_bytes, commit_parts,
+)
 from tokenfoundry.tasks.dedup.boilerplate import boilerplate_lines, strip_boilerplate
 from tokenfoundry.tasks.dedup.clusters import UnionFind, size_histogram
 from tokenfoundry.tasks.dedup.exact import ExactTable, exact_groups
@@ -53,7 +55,7 @@ from tokenfoundry.tasks.dedup.minhash import (
 from tokenfoundry.tasks.progress import Progress, no_progress
 
 REQUIRED_COLUMNS = ("doc_id", "source", "location", "text", "content_hash")
-REPORT_NAME = "dedup_report.md"
+REPORT_NAME = "_dedup_report.md"  # "_": Parquet dataset readers of the directory skip it
 SHARD_ROWS = 65_536
 _BATCH = 8192
 _N_EXAMPLES = 6
@@ -528,8 +530,10 @@ def finish(plan: DedupPlan, progress: Progress = no_progress, started: float | N
     }
 
     progress(2.5, 3, "writing the deduplicated snapshot")
-    with ws.writer(plan.corpus, plan.snapshot_id, schema=snap.dataset().schema, stage="dedup", parent=plan.input_snapshot, spec=plan.spec,
-                   spec_hash=plan.spec_hash, inputs=[]) as w:
+    schema = snap.dataset().schema
+    w = PartWriter(ws, plan.corpus, plan.snapshot_id, "00000", schema=schema,
+                   extras={"clusters": CLUSTERS_SCHEMA})
+    try:
         start = 0
         for batch in snap.iter_batches(batch_size=_BATCH):
             m = keep[start:start + batch.num_rows]
@@ -537,14 +541,21 @@ def finish(plan: DedupPlan, progress: Progress = no_progress, started: float | N
                 kept = batch.filter(pa.array(m))
                 w.write(_clean_batch(kept, lines) if lines else kept)
             start += batch.num_rows
-        w.declare_extra("clusters", CLUSTERS_SCHEMA)
         for s in range(0, n, 262_144):
-            w.write_extra("clusters", pa.table({"doc_id": doc_ids.slice(s, 262_144).cast(pa.string()),
-                                                "cluster_id": cluster_ids.slice(s, 262_144)},
-                                               schema=CLUSTERS_SCHEMA), CLUSTERS_SCHEMA)
-        atomic_write_bytes(ws.fs, posixpath.join(w.dir, REPORT_NAME),
-                           _report(plan, counts, stats).encode("utf-8"))
-        w.commit(counts=counts, stats=stats)
+            w.write_extra("clusters", pa.table(
+                {"doc_id": doc_ids.slice(s, 262_144).cast(pa.string()),
+                 "cluster_id": cluster_ids.slice(s, 262_144)}, schema=CLUSTERS_SCHEMA))
+        w.close()
+    except BaseException:
+        w.abort()
+        raise
+    atomic_write_bytes(ws.fs, posixpath.join(ws.snapshot_dir(plan.corpus, plan.snapshot_id),
+                                             REPORT_NAME),
+                       _report(plan, counts, stats).encode("utf-8"))
+    commit_parts(ws, plan.corpus, plan.snapshot_id, ["00000"], schema=schema,
+                 extras={"clusters": CLUSTERS_SCHEMA}, stage="dedup",
+                 parent=plan.input_snapshot, spec=plan.spec, spec_hash=plan.spec_hash,
+                 counts=counts, stats=stats)
     ws.set_ref(plan.corpus, "dedup", plan.snapshot_id)
     ws.set_ref(plan.corpus, "latest", plan.snapshot_id)
     try:

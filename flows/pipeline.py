@@ -20,8 +20,12 @@ A failed gate stops the run before publish (:class:`PipelineGateFailed`, exit co
 from __future__ import annotations
 
 import errno
+import glob
 import json
+import os
 import posixpath
+import site
+import sysconfig
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -237,6 +241,74 @@ def _headline(stage: str, result: dict[str, Any]) -> str:
     return ""
 
 
+# ---- machine-dependent sources ----------------------------------------------------------------
+
+#: Placeholders a source may hold, resolved on this machine at run time.
+PLACEHOLDERS = ("${DIST_INFO_LICENCES}", "${SITE_PACKAGES}")
+
+
+def site_packages_dirs() -> list[str]:
+    dirs = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+            *getattr(site, "getsitepackages", lambda: [])()]
+    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+
+
+def dist_info_licences() -> list[str]:
+    """Licence files of installed distributions (``*.dist-info/LICENSE*``, ``licenses/*``)."""
+    found: list[str] = []
+    for sp in site_packages_dirs():
+        for pat in ("*.dist-info/LICEN[CS]E*", "*.dist-info/COPYING*",
+                    "*.dist-info/licenses/**/*", "*.dist-info/licences/**/*"):
+            found += [p for p in glob.glob(os.path.join(sp, pat), recursive=True)
+                      if os.path.isfile(p) and os.path.getsize(p) > 0]
+    return sorted(dict.fromkeys(found))
+
+
+def resolve_machine_sources(spec: Any, where: str, drop_missing: bool = False,
+                            warn: Callable[[str], None] | None = None) -> Any:
+    """Expand ``${DIST_INFO_LICENCES}`` / ``${SITE_PACKAGES}`` in corpus sources; with
+    ``drop_missing``, leave out sources (and corpora) this machine does not have."""
+    data = spec.model_dump(mode="json") if isinstance(spec, PipelineSpec) else dict(spec)
+    changed = False
+    corpora = []
+    dropped: list[str] = []
+    for c in data["corpora"]:
+        sources: list[str] = []
+        for s in c["sources"]:
+            if s == "${DIST_INFO_LICENCES}":
+                sources += dist_info_licences()
+                changed = True
+            elif "${SITE_PACKAGES}" in s:
+                sp = site_packages_dirs()
+                if sp:
+                    sources.append(s.replace("${SITE_PACKAGES}", sp[0]))
+                changed = True
+            elif drop_missing and not s.startswith(("s3://", "gs://", "http")) \
+                    and not os.path.exists(s):
+                dropped.append(s)
+                changed = True
+            else:
+                sources.append(s)
+        if sources:
+            corpora.append({**c, "sources": sources})
+        else:
+            dropped.append(f"corpus {c['corpus']}")
+            changed = True
+    if not changed:
+        return spec
+    if dropped:
+        (warn or (lambda m: None))(f"not on this machine, skipped: {', '.join(dropped)}")
+    names = {c["corpus"] for c in corpora}
+    if not corpora:
+        raise BadInputError(f"{where}: none of the quickstart's sources exist on this machine")
+    data["corpora"] = corpora
+    data["train"] = {**data["train"], "corpora": [c for c in data["train"]["corpora"]
+                                                  if c in names]}
+    if data.get("evaluate", {}).get("corpora"):
+        data["evaluate"]["corpora"] = [c for c in data["evaluate"]["corpora"] if c in names]
+    return validate_pipeline(data, where)
+
+
 # ---- the flows --------------------------------------------------------------------------------
 
 
@@ -247,8 +319,9 @@ def _as_spec(spec: dict[str, Any] | str | PipelineSpec, runner: dict[str, Any] |
         return validate_pipeline(spec.model_dump(mode="json"), spec.name, overrides) \
             if overrides else spec
     if isinstance(spec, str):
-        return load_pipeline(spec, overrides)
-    return validate_pipeline(spec, "pipeline spec", overrides)
+        return resolve_machine_sources(load_pipeline(spec, overrides), spec)
+    return resolve_machine_sources(validate_pipeline(spec, "pipeline spec", overrides),
+                                   "pipeline spec")
 
 
 def _snapshot_there(ws: Workspace, corpus: str) -> Callable[[dict[str, Any]], bool]:
@@ -354,7 +427,7 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
     eout = ws.path("pipelines", ps.name, "evaluate", ekey)
     evaluated = stages.run(
         "evaluate", "evaluate", edict, {"candidate": tkey, **train_corpora},
-        lambda: evaluate_flow(spec=edict, workspace=ws.uri, out=eout),
+        lambda: evaluate_flow(spec=edict, workspace=ws.uri, out=eout, fail_on_gates=False),
         lambda r: bool(r.get("json_path")) and ws.fs.exists(r["json_path"]))
     report = evaluation_report(ps, evaluated)
     create_markdown_artifact(markdown=report, key=f"{_key(ps.name)}-evaluation-report",

@@ -174,12 +174,13 @@ def run_command(
 
     Example: tokenfoundry run examples/legal.yaml --workspace ./ws --runner dask --workers 2
     """
-    from tokenfoundry.flows.cli.quickstart import resolve_machine_sources
     from tokenfoundry.schemas.pipeline import load_pipeline
-    from tokenfoundry.flows.pipeline import PipelineGateFailed
 
     overrides = runner_overrides(runner, workers, address)
     spec = load_pipeline(pipeline, {"runner": overrides} if overrides else None)
+    prepare_prefect_env()  # before Prefect is first imported
+    from tokenfoundry.flows.pipeline import PipelineGateFailed, resolve_machine_sources
+
     spec = resolve_machine_sources(spec, str(pipeline))
     try:
         result = run_with_progress(spec, workspace, None, show=True)

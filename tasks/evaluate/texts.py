@@ -134,11 +134,11 @@ def read_heldout(workspace: str, corpus: str, fraction: float, ref: str = "lates
         raise BadInputError(f"--corpus {corpus}: cannot resolve {ref!r} in {workspace}: {e}") from None
     con = connect(ws)
     limit = f" LIMIT {int(max_docs)}" if max_docs else ""
-    tbl = con.execute(
+    rows = con.execute(
         f"SELECT text, coalesce(lang, 'und') AS lang FROM {scan(snap)} "
-        f"WHERE {heldout_sql(fraction)} ORDER BY doc_id{limit}").fetch_arrow_table()
+        f"WHERE {heldout_sql(fraction)} ORDER BY doc_id{limit}").fetchall()
     ts = TextSet(name=f"{corpus}:heldout", source=f"{corpus}@{snap.snapshot_id}",
-                 docs=tbl.column("text").to_pylist(), langs=tbl.column("lang").to_pylist())
+                 docs=[r[0] for r in rows], langs=[r[1] for r in rows])
     if not ts.docs:
         raise BadInputError(f"--corpus {corpus}: no held-out documents at fraction {fraction}; "
                             "raise --holdout-fraction or ingest more documents")

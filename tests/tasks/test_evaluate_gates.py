@@ -1,0 +1,63 @@
+"""Gate parsing (strict) and judging."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenfoundry.schemas.config import validate_spec
+from tokenfoundry.schemas.errors import BadInputError, GateFailed
+from tokenfoundry.schemas.evaluate import EvaluateSpec, parse_gate
+from tokenfoundry.tasks.evaluate.gates import check_gates, raise_for_gates
+
+
+@pytest.mark.parametrize("expr,metric,key,op,thr", [
+    ("bytes_per_token >= 4.0", "bytes_per_token", None, ">=", 4.0),
+    ("roundtrip_errors == 0", "roundtrip_errors", None, "==", 0.0),
+    ("nsl[o200k] <= 0.9", "nsl", "o200k", "<=", 0.9),
+    ("  parity<1.5 ", "parity", None, "<", 1.5),
+    ("premium[pt_BR] <= 1.3", "premium", "pt_BR", "<=", 1.3),
+    ("unk_rate != 1e-3", "unk_rate", None, "!=", 0.001),
+])
+def test_parse_good_gates(expr, metric, key, op, thr):
+    g = parse_gate(expr)
+    assert (g.metric, g.key, g.op, g.threshold) == (metric, key, op, thr)
+
+
+@pytest.mark.parametrize("expr,match", [
+    ("bytes_per_token => 4", "not of the form"),
+    ("bytes_per_token >= four", "not of the form"),
+    ("bytes_per_tokens >= 4", "unknown metric 'bytes_per_tokens'"),
+    ("nsl[gpt5] <= 1", "unknown NSL reference 'gpt5'"),
+    ("fertility[en] <= 2", "takes no \\[key\\]"),
+    ("premium <= 2", "needs a \\[key\\]"),
+    ("bytes_per_token >= 4; rm -rf /", "not of the form"),
+])
+def test_parse_bad_gates_name_the_expression(expr, match):
+    with pytest.raises(ValueError, match=match):
+        parse_gate(expr)
+    with pytest.raises(BadInputError, match="gates"):
+        validate_spec(EvaluateSpec, {"tokenizers": ["gpt2"], "texts": ["x"], "gates": [expr]},
+                      "pipeline.yaml: evaluate")
+
+
+METRICS = {"bytes_per_token": 4.25, "roundtrip_errors": 0, "parity": 1.8,
+           "nsl_by_reference": {"o200k": 0.88}, "premium": {"de": 1.31, "en": 1.0}}
+
+
+def test_check_gates_pass_and_fail_with_value_and_threshold():
+    res = check_gates(METRICS, ["bytes_per_token >= 4.0", "roundtrip_errors == 0",
+                                "nsl[o200k] <= 0.9", "parity <= 1.5", "premium[de] <= 1.3",
+                                "premium[ja] <= 2", "fertility <= 2"])
+    assert [r.passed for r in res] == [True, True, True, False, False, False, False]
+    assert res[3].value == 1.8 and res[3].threshold == 1.5
+    assert res[4].reason == "premium[de] = 1.31, needs <= 1.3"
+    assert "not measured" in res[5].reason and "not measured" in res[6].reason
+    with pytest.raises(GateFailed) as ei:
+        raise_for_gates(res, "legal")
+    msg = str(ei.value)
+    assert "4 of 7 gate(s) failed for legal" in msg and "parity = 1.8, needs <= 1.5" in msg
+    assert ei.value.exit_code == 1
+
+
+def test_all_pass_raises_nothing():
+    raise_for_gates(check_gates(METRICS, ["bytes_per_token > 4", "premium[en] == 1"]))

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -494,33 +494,19 @@ def _load_path(p: Path, label: str) -> TokenizerAdapter:
 
 
 def _load_registry(ref: str, label: str, registry: str | None) -> TokenizerAdapter:
+    """Pull ``NAME@VERSION|ALIAS`` (checksums verified) and load the pulled directory."""
     try:
         from tokenfoundry.storage import registry as reg
     except ImportError:
         raise BadInputError(f"{ref!r}: registry refs need tokenfoundry.storage.registry, which is "
                             "not available in this install; pass a directory instead") from None
-    import tempfile
-
     try:
-        obj = reg.load_tokenizer(ref, registry=registry)
+        path = reg.pull(ref, None, registry)
     except Exception as e:  # noqa: BLE001 - registry errors carry their own message
         if getattr(e, "exit_code", None) is not None:
             raise
-        raise BadInputError(f"{ref!r}: could not load from the registry: {e}") from None
-    if isinstance(obj, (str, os.PathLike)):
-        adapter = _load_path(Path(obj), label)
-    elif hasattr(obj, "encode_batch") and hasattr(obj, "to_str"):
-        adapter = HFAdapter(label, ref, obj)
-    elif hasattr(obj, "backend_tokenizer"):
-        adapter = HFAdapter(label, ref, obj.backend_tokenizer)
-    elif hasattr(obj, "serialized_model_proto"):
-        d = tempfile.mkdtemp(prefix="tokenfoundry-eval-")
-        path = Path(d) / "tokenizer.model"
-        path.write_bytes(obj.serialized_model_proto())
-        adapter = SentencePieceAdapter(label, str(path))
-    else:
-        raise BadInputError(f"{ref!r}: the registry returned {type(obj).__name__}, which the "
-                            "evaluator cannot use")
+        raise BadInputError(f"{ref!r}: could not pull from the registry {registry}: {e}") from None
+    adapter = _load_path(Path(path), label)
     adapter.source = ref
     return adapter
 

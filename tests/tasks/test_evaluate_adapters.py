@@ -105,3 +105,19 @@ def test_unknown_tokenizer_and_registry_errors(tmp_path):
         load_tokenizer(str(p))
     with pytest.raises(BadInputError):
         load_tokenizer("legal-bpe@production", registry=str(tmp_path / "empty-registry"))
+
+
+def test_registry_ref_is_pulled_and_loaded(tmp_path):
+    from tokenfoundry.storage.registry import Registry
+
+    path = FX.train_bytelevel_bpe(tmp_path / "legal" / "tokenizer.json")
+    reg = Registry(str(tmp_path / "registry"))
+    reg.publish("legal-bpe", str(path.parent), aliases=["production"])
+    ad = load_tokenizer("legal-bpe@production", registry=str(tmp_path / "registry"))
+    assert ad.source == "legal-bpe@production" and ad.name == "legal-bpe@production"
+    direct = load_tokenizer(str(path))
+    text = "Licensor grants You a worldwide licence"
+    assert ad.encode_batch([text]).ids.tolist() == direct.encode_batch([text]).ids.tolist()
+    with pytest.raises(Exception) as ei:
+        load_tokenizer("legal-bpe@7", registry=str(tmp_path / "registry"))
+    assert getattr(ei.value, "exit_code", None) in (1, 2)

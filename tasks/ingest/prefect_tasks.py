@@ -73,12 +73,20 @@ def commit_task(workspace: str, plan: dict[str, Any], infos: list[dict[str, Any]
 
 
 def group_units(units: list[IngestUnit], max_bytes: int = 64 * 1024 * 1024,
-                max_units: int = 64) -> list[list[IngestUnit]]:
-    """Consecutive units batched into task-sized groups (many small catalogs -> few tasks).
+                max_units: int = 64, min_groups: int = 8) -> list[list[IngestUnit]]:
+    """Consecutive units batched into task-sized groups (many small catalogs -> few tasks),
+    at most ``max_bytes``/``max_units`` each, and at least ``min_groups`` groups when there are
+    that many units, so that the task runner has work to spread.
 
     Grouping changes only how work is scheduled; shard names come from unit names, so the
     snapshot is the same for any grouping and any task runner.
     """
+    if not units:
+        return []
+    target = min(len(units), min_groups)
+    total = sum((u.end if u.end is not None else u.size) - u.start for u in units)
+    max_bytes = max(1, min(max_bytes, -(-total // target)))
+    max_units = max(1, min(max_units, -(-len(units) // target)))
     groups: list[list[IngestUnit]] = []
     cur: list[IngestUnit] = []
     size = 0

@@ -1,0 +1,392 @@
+"""Training data: resolve inputs, plan a deterministic sample, and stream it in batches.
+
+The sample is planned once with DuckDB over the documents' metadata (doc_id, group, bytes),
+then streamed from Parquet in file order, batch by batch, so a corpus never sits in a Python
+list. Rules, all deterministic (no RNG state, only hashes of ids):
+
+- held out: ``storage.splits.is_heldout(doc_id, holdout_fraction)`` documents are never yielded;
+- budget (``max_bytes`` / ``max_docs``) and mixing: each document gets a key
+  ``u = int(md5(f"{seed}:{doc_id}")[:15], 16)``; a group i with target t_i and size n_i is fed
+  ``floor(t_i / n_i)`` full copies of every document plus one more copy of the documents whose
+  key is at most a threshold that DuckDB computes from the running byte (and doc) sums in key
+  order, so the partial copy holds (just under) the remaining bytes exactly;
+- mixing (``mix_by`` lang or corpus): temperature sampling ``p_i = n_i^alpha / sum_j n_j^alpha``
+  and t_i = p_i * B, with B = max_bytes or the total (Conneau et al. 2020, XLM-R).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from tokenfoundry.schemas.errors import BadInputError
+from tokenfoundry.schemas.train import SnapshotRef, TrainSpec
+from tokenfoundry.storage import catalog
+from tokenfoundry.storage.splits import bucket, heldout_sql
+from tokenfoundry.storage.workspace import Snapshot, Workspace, check_name
+
+_TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".rst", ".py", ""}
+_KEY_HEX = 15  # hex digits of the sampling key (fits a signed 64-bit integer)
+
+
+def sample_key(seed: int, doc_id: str) -> int:
+    """The sampling key of a document (same value as the DuckDB expression in :func:`_key_sql`)."""
+    return int(hashlib.md5(f"{seed}:{doc_id}".encode()).hexdigest()[:_KEY_HEX], 16)
+
+
+def _key_sql(seed: int) -> str:
+    return f"('0x' || substr(md5('{int(seed)}:' || doc_id), 1, {_KEY_HEX}))::UBIGINT"
+
+
+@dataclass
+class Source:
+    """One input: a snapshot or Parquet files (``parquet``) or text files (``text``)."""
+
+    label: str  # corpus name (or the path's stem) — the group for mix_by=corpus
+    kind: str  # "parquet" | "text"
+    files: list[str]
+    fs: Any = None  # fsspec filesystem of the files (None = local)
+    columns: set[str] = field(default_factory=set)
+    ref: SnapshotRef | None = None
+
+    def doc_id_sql(self) -> str:
+        return "doc_id" if "doc_id" in self.columns else "(filename || ':' || file_row_number)"
+
+    def lang_sql(self) -> str:
+        return "coalesce(lang, 'und')" if "lang" in self.columns else "'und'"
+
+    def bytes_sql(self) -> str:
+        return "n_bytes" if "n_bytes" in self.columns else "strlen(text)"
+
+
+def resolve_sources(ws: Workspace, spec: TrainSpec) -> list[Source]:
+    """Turn ``spec.corpora`` into sources; BadInputError for missing/empty inputs."""
+    import pyarrow.parquet as pq
+
+    sources: list[Source] = []
+    for item in spec.corpora:
+        p = Path(item)
+        if p.exists():
+            if p.is_dir():
+                parquet = sorted(str(x) for x in p.rglob("*.parquet"))
+                files = parquet or sorted(str(x) for x in p.rglob("*") if x.is_file()
+                                          and x.suffix.lower() in _TEXT_SUFFIXES
+                                          and not x.name.startswith("."))
+            else:
+                files = [str(p)]
+            if not files:
+                raise BadInputError(f"corpora: {item}: no Parquet or text files inside; point "
+                                    "at a Parquet file/dir with a 'text' column or text files")
+            label = p.stem or p.name
+            if files[0].endswith(".parquet"):
+                cols = set(pq.read_schema(files[0]).names)
+                if "text" not in cols:
+                    raise BadInputError(f"corpora: {files[0]}: no 'text' column (has "
+                                        f"{sorted(cols)}); ingest it or rename the column")
+                sources.append(Source(label, "parquet", files, None, cols,
+                                      SnapshotRef(corpus=label, path=str(p))))
+            else:
+                sources.append(Source(label, "text", files, None, set(),
+                                      SnapshotRef(corpus=label, path=str(p))))
+            continue
+        if "/" in item or item.endswith((".parquet", ".txt")):
+            raise BadInputError(f"corpora: {item}: no such file or directory")
+        check_name(item, "corpus")
+        snap: Snapshot = ws.resolve(item, spec.ref)
+        if snap.rows == 0:
+            raise BadInputError(f"corpora: {item}: snapshot {snap.snapshot_id} is empty; "
+                                "ingest some text first (check the ingest rejects table)")
+        cols = set(snap.dataset().schema.names)
+        files = [posixpath.join(snap.dir, f.path) for f in snap.manifest.files]
+        sources.append(Source(item, "parquet", files, ws.fs if not ws.is_local else None, cols,
+                              SnapshotRef(corpus=item, snapshot_id=snap.snapshot_id)))
+    labels = [s.label for s in sources]
+    if len(set(labels)) != len(labels):
+        raise BadInputError(f"corpora: the same corpus/path is listed twice: {labels}")
+    return sources
+
+
+@dataclass
+class Group:
+    name: str
+    docs: int  # trainable (not held-out) documents
+    bytes: int
+    target_fraction: float = 1.0  # p_i
+    factor: float = 1.0  # t_i / n_i
+    full_copies: int = 1
+    threshold: int = -1  # partial copy for keys <= threshold (-1: none)
+
+
+@dataclass
+class Plan:
+    """What will be streamed: per group, how many copies of which documents."""
+
+    sources: list[Source]
+    groups: dict[str, Group]
+    heldout_docs: int
+    excluded_lang_docs: int
+    spec: TrainSpec
+
+    @property
+    def expected_bytes(self) -> int:
+        return int(sum(g.bytes * g.factor for g in self.groups.values()))
+
+    def group_of(self, source: Source, lang: str) -> str:
+        by = self.spec.mix_by
+        return lang if by == "lang" else source.label if by == "corpus" else "all"
+
+
+def _meta_sql(con, sources: list[Source]) -> str:
+    """A UNION ALL over every source's (label, doc_id, lang, n_bytes)."""
+    parts = []
+    for i, s in enumerate(sources):
+        label = s.label.replace("'", "''")
+        if s.kind == "parquet":
+            if s.fs is not None:
+                con.register_filesystem(s.fs)
+                proto = s.fs.protocol[0] if isinstance(s.fs.protocol, tuple) else s.fs.protocol
+                paths = [f"{proto}://{f}" for f in s.files]
+            else:
+                paths = s.files
+            src = (f"read_parquet({catalog.sql_list(paths)}, filename=true, "
+                   "file_row_number=true)")
+            parts.append(f"SELECT '{label}' AS corpus, {s.doc_id_sql()} AS doc_id, "
+                         f"{s.lang_sql()} AS lang, {s.bytes_sql()}::BIGINT AS n_bytes FROM {src}")
+        else:
+            tbl = pa.table({"doc_id": s.files,
+                            "n_bytes": [os.path.getsize(f) for f in s.files]})
+            con.register(f"_text_{i}", tbl)
+            parts.append(f"SELECT '{label}' AS corpus, doc_id, 'und' AS lang, n_bytes "
+                         f"FROM _text_{i}")
+    return " UNION ALL ".join(parts)
+
+
+def plan_sample(sources: list[Source], spec: TrainSpec) -> Plan:
+    """Count, check and plan the sample with DuckDB; BadInputError when nothing is trainable."""
+    con = catalog.connect(threads=2)
+    con.execute(f"CREATE TEMP VIEW meta AS {_meta_sql(con, sources)}")
+    held = heldout_sql(spec.holdout_fraction)
+    grp = {"lang": "lang", "corpus": "corpus"}.get(spec.mix_by, "'all'")
+    rows = con.execute(
+        f"SELECT corpus, lang, count(*) FILTER (WHERE {held}), "
+        f"count(*) FILTER (WHERE NOT {held}), coalesce(sum(n_bytes) FILTER (WHERE NOT {held}), 0)"
+        " FROM meta GROUP BY ALL ORDER BY ALL").fetchall()
+    total_docs = sum(r[2] + r[3] for r in rows)
+    names = ", ".join(s.label for s in sources)
+    if total_docs == 0:
+        raise BadInputError(f"corpora: {names}: no documents; ingest text first")
+    langs_present = sorted({r[1] for r in rows})
+    heldout = sum(r[2] for r in rows)
+    where = f"NOT {held}"
+    excluded = 0
+    if spec.languages:
+        wanted = set(spec.languages)
+        excluded = sum(r[3] for r in rows if r[1] not in wanted)
+        rows = [r for r in rows if r[1] in wanted]
+        if not any(r[3] for r in rows):
+            raise BadInputError(
+                f"languages: no training text in {sorted(wanted)} in {names} (languages "
+                f"present: {', '.join(langs_present)}); fix `languages` or ingest that text")
+        lang_list = ", ".join("'" + lang.replace("'", "''") + "'" for lang in sorted(wanted))
+        where += f" AND lang IN ({lang_list})"
+    if not any(r[3] for r in rows):
+        raise BadInputError(f"corpora: {names}: every one of {total_docs} documents is held out "
+                            f"(holdout_fraction {spec.holdout_fraction}); lower it")
+    groups: dict[str, Group] = {}
+    for corpus, lang, _h, n, b in rows:
+        name = lang if spec.mix_by == "lang" else corpus if spec.mix_by == "corpus" else "all"
+        g = groups.setdefault(name, Group(name, 0, 0))
+        g.docs += n
+        g.bytes += b
+    groups = {k: g for k, g in sorted(groups.items()) if g.docs > 0}
+    total_bytes = sum(g.bytes for g in groups.values())
+    total_n = sum(g.docs for g in groups.values())
+    if spec.mix_by == "none":
+        weights = {k: g.bytes / max(total_bytes, 1) for k, g in groups.items()}
+    else:
+        raw = {k: float(max(g.bytes, 1)) ** spec.mix_alpha for k, g in groups.items()}
+        z = sum(raw.values())
+        weights = {k: v / z for k, v in raw.items()}
+    budget_b = spec.max_bytes or total_bytes
+    budget_d = spec.max_docs
+    for k, g in groups.items():
+        g.target_fraction = weights[k]
+        f = weights[k] * budget_b / max(g.bytes, 1)
+        if budget_d is not None:
+            f = min(f, weights[k] * budget_d / g.docs if spec.mix_by != "none"
+                    else budget_d / total_n)
+        if spec.mix_by == "none" or not spec.upsample:
+            f = min(f, 1.0)
+        g.factor = f
+        g.full_copies = int(f)
+    # thresholds of the partial copy, from running sums in key order
+    partial = {k: g for k, g in groups.items() if g.factor - g.full_copies > 1e-12}
+    if partial:
+        tgt = pa.table({
+            "grp": list(partial),
+            "tb": [int((g.factor - g.full_copies) * g.bytes) for g in partial.values()],
+            "td": [int(round((g.factor - g.full_copies) * g.docs)) if budget_d is not None
+                   else g.docs for g in partial.values()],
+        })
+        con.register("targets", tgt)
+        res = con.execute(
+            f"WITH s AS (SELECT {grp} AS grp, {_key_sql(spec.seed)} AS u, n_bytes FROM meta "
+            f"WHERE {where}), r AS (SELECT grp, u, sum(n_bytes) OVER w AS cb, "
+            "row_number() OVER w AS rn FROM s WINDOW w AS (PARTITION BY grp ORDER BY u "
+            "ROWS UNBOUNDED PRECEDING)) SELECT r.grp, max(u) FROM r JOIN targets t "
+            "ON r.grp = t.grp WHERE cb <= tb AND rn <= td GROUP BY r.grp").fetchall()
+        for k, thr in res:
+            partial[k].threshold = int(thr)
+    con.close()
+    return Plan(sources, groups, heldout, excluded, spec)
+
+
+@dataclass
+class StreamStats:
+    docs: dict[str, int] = field(default_factory=dict)
+    bytes: dict[str, int] = field(default_factory=dict)
+    heldout_seen: int = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
+
+    @property
+    def total_docs(self) -> int:
+        return sum(self.docs.values())
+
+    def mix(self) -> dict[str, float]:
+        t = self.total_bytes or 1
+        return {k: round(v / t, 6) for k, v in sorted(self.bytes.items())}
+
+
+def _iter_rows(source: Source, batch_size: int) -> Iterator[tuple[list, list, list, list | None]]:
+    """(doc_ids, langs, texts, n_bytes|None) per batch, in file order."""
+    import pyarrow.parquet as pq
+
+    if source.kind == "text":
+        for i in range(0, len(source.files), batch_size):
+            chunk = source.files[i:i + batch_size]
+            texts = [Path(f).read_bytes().decode("utf-8", errors="replace") for f in chunk]
+            yield chunk, ["und"] * len(chunk), texts, None
+        return
+    cols = ["text"] + [c for c in ("doc_id", "lang", "n_bytes") if c in source.columns]
+    for path in source.files:
+        fh = source.fs.open(path, "rb") if source.fs is not None else open(path, "rb")
+        with fh:
+            pf = pq.ParquetFile(fh)
+            row0 = 0
+            for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
+                n = batch.num_rows
+                d = batch.to_pydict()
+                ids = d.get("doc_id") or [f"{path}:{row0 + j}" for j in range(n)]
+                langs = [x or "und" for x in d["lang"]] if "lang" in d else ["und"] * n
+                row0 += n
+                yield ids, langs, d["text"], d.get("n_bytes")
+
+
+def stream(plan: Plan, stats: StreamStats | None = None, *, group: str | None = None,
+           progress: Callable[[int], None] | None = None, batch_size: int | None = None
+           ) -> Iterator[list[str]]:
+    """Batches of training texts following ``plan`` (optionally only one group)."""
+    spec = plan.spec
+    cut = round(spec.holdout_fraction * 10_000)
+    wanted = set(spec.languages) if spec.languages else None
+    bs = batch_size or spec.batch_size
+    seed = spec.seed
+    groups = plan.groups
+    out: list[str] = []
+    for source in plan.sources:
+        for ids, langs, texts, nb in _iter_rows(source, bs):
+            for j, doc_id in enumerate(ids):
+                if cut and bucket(doc_id) < cut:
+                    if stats is not None:
+                        stats.heldout_seen += 1
+                    continue
+                lang = langs[j]
+                if wanted is not None and lang not in wanted:
+                    continue
+                gname = plan.group_of(source, lang)
+                if group is not None and gname != group:
+                    continue
+                g = groups.get(gname)
+                if g is None:
+                    continue
+                copies = g.full_copies
+                if g.threshold >= 0 and sample_key(seed, doc_id) <= g.threshold:
+                    copies += 1
+                if copies == 0:
+                    continue
+                text = texts[j]
+                if stats is not None:
+                    n = nb[j] if nb is not None else len(text.encode("utf-8"))
+                    stats.docs[gname] = stats.docs.get(gname, 0) + copies
+                    stats.bytes[gname] = stats.bytes.get(gname, 0) + copies * n
+                out.extend([text] * copies)
+                if len(out) >= bs:
+                    yield out
+                    if progress is not None and stats is not None:
+                        progress(stats.total_bytes)
+                    out = []
+    if out:
+        yield out
+
+
+def parallel_dev_set(plan: Plan, langs: list[str], n: int) -> dict[str, list[str]]:
+    """Aligned segments (same ``align_key`` in every language) from the training documents.
+
+    Keys are taken in sampling-key order (deterministic); returns lang -> texts in key order.
+    """
+    srcs = [s for s in plan.sources if s.kind == "parquet" and "align_key" in s.columns]
+    if not srcs:
+        raise BadInputError("parity_aware: no input has an align_key column (ingest gettext "
+                            ".po/.mo catalogs, which are parallel by msgid)")
+    con = catalog.connect(threads=2)
+    parts = []
+    for s in srcs:
+        if s.fs is not None:
+            con.register_filesystem(s.fs)
+        parts.append(f"SELECT {s.doc_id_sql()} AS doc_id, {s.lang_sql()} AS lang, align_key, "
+                     f"text FROM read_parquet({catalog.sql_list(s.files)}, filename=true, "
+                     "file_row_number=true) WHERE align_key IS NOT NULL")
+    held = heldout_sql(plan.spec.holdout_fraction)
+    lang_list = ", ".join("'" + x.replace("'", "''") + "'" for x in langs)
+    rows = con.execute(
+        f"WITH a AS ({' UNION ALL '.join(parts)}), b AS (SELECT * FROM a WHERE NOT {held} "
+        f"AND lang IN ({lang_list})), k AS (SELECT align_key FROM b GROUP BY align_key "
+        f"HAVING count(DISTINCT lang) = {len(langs)} ORDER BY md5('{plan.spec.seed}:' || "
+        f"align_key) LIMIT {int(n)}) SELECT b.lang, b.align_key, min(b.text) FROM b "
+        "JOIN k USING (align_key) GROUP BY ALL ORDER BY b.align_key, b.lang").fetchall()
+    con.close()
+    dev: dict[str, list[str]] = {lang: [] for lang in langs}
+    for lang, _key, text in rows:
+        dev[lang].append(text)
+    if not dev[langs[0]]:
+        raise BadInputError(f"parity_aware: no align_key is shared by all of {langs}; "
+                            "choose languages whose catalogs translate the same messages")
+    return dev
+
+
+def alphabet_sample(plan: Plan, max_bytes: int = 4_000_000) -> dict[str, int]:
+    """Character counts of the first ``max_bytes`` of the stream (an alphabet estimate)."""
+    from collections import Counter
+
+    from tokenfoundry.tasks.train.presets import normalize_text
+
+    counts: Counter[str] = Counter()
+    seen = 0
+    for batch in stream(plan, batch_size=256):
+        for t in batch:
+            t = normalize_text(t, plan.spec.normalization, plan.spec.lowercase)
+            counts.update(t)
+            seen += len(t)
+        if seen >= max_bytes:
+            break
+    return dict(counts)

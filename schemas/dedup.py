@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tokenfoundry.schemas.config import Spec
@@ -29,16 +31,20 @@ class DedupSpec(Spec):
     rows: int | None = Field(None, ge=1, description="Signature rows per LSH band.")
     fn_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="Weight of the false-negative area in the bands/rows "
-        "search (false positives get 1 - fn_weight); default 0.9 with verify (verification removes "
-        "the extra candidates), 0.5 without.")
+        "search (false positives get 1 - fn_weight); default 0.9 with verification (it removes "
+        "the extra candidates), 0.5 with verify: none.")
     seed: int = Field(42, ge=0, description="Seed of the permutation family.")
     exact: bool = Field(True, description="Remove exact duplicates (same content_hash).")
     near: bool = Field(True, description="Remove near-duplicates (MinHash-LSH).")
-    verify: bool = Field(True, description="Keep only LSH candidate pairs whose estimated "
-                         "Jaccard (fraction of equal signature values) reaches verify_threshold.")
+    verify: Literal["jaccard", "estimate", "none"] = Field(
+        "jaccard", description="How LSH candidate pairs are checked before they join a cluster: "
+        "'jaccard' computes the exact word n-gram Jaccard of the pair (after a cheap signature "
+        "pre-filter at threshold - 0.15) and keeps pairs >= threshold; 'estimate' keeps pairs "
+        "whose estimated Jaccard (fraction of equal signature values) >= verify_threshold; "
+        "'none' keeps every candidate (datatrove / text-dedup behaviour).")
     verify_threshold: float | None = Field(
-        None, gt=0.0, le=1.0, description="Estimated-Jaccard cut for candidate pairs; default: "
-        "threshold - 0.05 (the estimate's standard deviation at 128 permutations is ~0.035).")
+        None, gt=0.0, le=1.0, description="verify: estimate only: the estimated-Jaccard cut "
+        "[default: threshold].")
     incremental: bool = Field(False, description="Documents whose content_hash is in an earlier "
                               "dedup snapshot of the corpus count as duplicates.")
     against: list[str] = Field(default_factory=list, description="Explicit earlier snapshot ids "
@@ -55,6 +61,8 @@ class DedupSpec(Spec):
         if self.bands is not None and self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands * rows = {self.bands * self.rows} exceeds num_perm = "
                              f"{self.num_perm}; lower them or raise num_perm")
+        if self.verify_threshold is not None and self.verify != "estimate":
+            raise ValueError("verify_threshold is for verify: estimate")
         if self.against and not self.incremental:
             raise ValueError("'against' needs incremental: true")
         return self

@@ -55,9 +55,9 @@ def dedup_command(
     bands: Annotated[int | None, typer.Option(
         help="LSH bands (with --rows) [default: optimal for the threshold].")] = None,
     rows: Annotated[int | None, typer.Option(help="Signature rows per band (with --bands).")] = None,
-    verify: Annotated[bool | None, typer.Option(
-        "--verify/--no-verify", help="Check LSH candidates by estimated Jaccard [default: on].")
-    ] = None,
+    verify: Annotated[str | None, typer.Option(
+        help="Check LSH candidate pairs: 'jaccard' (exact), 'estimate' (from signatures) or "
+        "'none' [default: jaccard].")] = None,
     exact: Annotated[bool | None, typer.Option(
         "--exact/--no-exact", help="Remove exact duplicates [default: on].")] = None,
     near: Annotated[bool | None, typer.Option(

@@ -6,7 +6,8 @@ Each signature is cut into ``bands`` bands of ``rows`` values; a band's bucket k
 memory stays bounded at millions of documents - and emits, for every bucket with more than one
 document, an edge from the bucket's smallest idx to each other member (a star: the components
 are the same as with all pairs, with O(members) edges). Candidate pairs can then be verified by
-their estimated Jaccard (fraction of equal signature values) to cut false positives.
+their estimated Jaccard (fraction of equal signature values) and by their exact Jaccard
+(``pair_jaccard``) to cut false positives.
 """
 
 from __future__ import annotations
@@ -68,3 +69,14 @@ def verify_pairs(a: np.ndarray, b: np.ndarray, sig_of: dict[int, int] | np.ndarr
         return a, b, est
     keep = est >= np.float32(min_jaccard) - np.float32(1e-6)
     return a[keep], b[keep], est[keep]
+
+
+def pair_jaccard(a: np.ndarray, b: np.ndarray, sets: dict[int, np.ndarray]) -> np.ndarray:
+    """Exact Jaccard of every pair from sorted unique shingle-hash arrays (``sets[idx]``)."""
+    out = np.empty(len(a), dtype=np.float64)
+    for k, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
+        sx, sy = sets[x], sets[y]
+        inter = len(np.intersect1d(sx, sy, assume_unique=True))
+        union = len(sx) + len(sy) - inter
+        out[k] = inter / union if union else 1.0
+    return out

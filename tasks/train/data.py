@@ -9,7 +9,8 @@ list. Rules, all deterministic (no RNG state, only hashes of ids):
   ``u = int(md5(f"{seed}:{doc_id}")[:15], 16)``; a group i with target t_i and size n_i is fed
   ``floor(t_i / n_i)`` full copies of every document plus one more copy of the documents whose
   key is at most a threshold that DuckDB computes from the running byte (and doc) sums in key
-  order, so the partial copy holds (just under) the remaining bytes exactly;
+  order: the key-order prefix whose bytes are closest to the remaining target (within one
+  document of it);
 - mixing (``mix_by`` lang or corpus): temperature sampling ``p_i = n_i^alpha / sum_j n_j^alpha``
   and t_i = p_i * B, with B = max_bytes or the total (Conneau et al. 2020, XLM-R).
 """
@@ -121,7 +122,9 @@ class Group:
     target_fraction: float = 1.0  # p_i
     factor: float = 1.0  # t_i / n_i
     full_copies: int = 1
-    threshold: int = -1  # partial copy for keys <= threshold (-1: none)
+    threshold: int = -1  # partial copy for keys <= threshold (-1: none) ...
+    skip: frozenset[int] = frozenset()  # ... except these keys (did not fit)
+    by_docs: bool = False  # the document budget (not bytes) decides the partial copy
 
 
 @dataclass
@@ -219,33 +222,48 @@ def plan_sample(sources: list[Source], spec: TrainSpec) -> Plan:
     for k, g in groups.items():
         g.target_fraction = weights[k]
         f = weights[k] * budget_b / max(g.bytes, 1)
+        g.by_docs = False
         if budget_d is not None:
-            f = min(f, weights[k] * budget_d / g.docs if spec.mix_by != "none"
-                    else budget_d / total_n)
+            fd = weights[k] * budget_d / g.docs if spec.mix_by != "none" else budget_d / total_n
+            if fd < f or (spec.max_bytes is None and spec.mix_by == "none"):
+                f, g.by_docs = fd, True
         if spec.mix_by == "none" or not spec.upsample:
             f = min(f, 1.0)
         g.factor = f
         g.full_copies = int(f)
-    # thresholds of the partial copy, from running sums in key order
-    partial = {k: g for k, g in groups.items() if g.factor - g.full_copies > 1e-12}
-    if partial:
-        tgt = pa.table({
-            "grp": list(partial),
-            "tb": [int((g.factor - g.full_copies) * g.bytes) for g in partial.values()],
-            "td": [int(round((g.factor - g.full_copies) * g.docs)) if budget_d is not None
-                   else g.docs for g in partial.values()],
-        })
-        con.register("targets", tgt)
-        res = con.execute(
-            f"WITH s AS (SELECT {grp} AS grp, {_key_sql(spec.seed)} AS u, n_bytes FROM meta "
-            f"WHERE {where}), r AS (SELECT grp, u, sum(n_bytes) OVER w AS cb, "
-            "row_number() OVER w AS rn FROM s WINDOW w AS (PARTITION BY grp ORDER BY u "
-            "ROWS UNBOUNDED PRECEDING)) SELECT r.grp, max(u) FROM r JOIN targets t "
-            "ON r.grp = t.grp WHERE cb <= tb AND rn <= td GROUP BY r.grp").fetchall()
-        for k, thr in res:
-            partial[k].threshold = int(thr)
+    # the partial copy: documents in key order, first fit (a document that would overflow the
+    # remaining bytes is skipped, so one huge document cannot stop the sample short)
+    for k, g in groups.items():
+        frac = g.factor - g.full_copies
+        if frac <= 1e-12:
+            continue
+        target_b = float("inf") if g.by_docs else frac * g.bytes
+        target_d = round(frac * g.docs) if g.by_docs else float("inf")
+        arr = con.execute(
+            f"SELECT {_key_sql(spec.seed)} AS u, n_bytes FROM meta WHERE {where} AND {grp} = ? "
+            "ORDER BY u", [k]).fetchnumpy()
+        g.threshold, g.skip = _first_fit(arr["u"], arr["n_bytes"], target_b, target_d)
     con.close()
     return Plan(sources, groups, heldout, excluded, spec)
+
+
+def _first_fit(keys, sizes, target_bytes: float, target_docs: float,
+               slack: float = 0.005, max_skips: int = 100_000) -> tuple[int, frozenset[int]]:
+    """Walk documents in key order taking each one that fits the remaining bytes; stop within
+    ``slack`` of the target. Returns (last key examined, keys skipped before it)."""
+    remaining, taken, thr = target_bytes, 0, -1
+    skipped: list[int] = []
+    for u, n in zip(keys.tolist(), sizes.tolist()):
+        if taken >= target_docs or len(skipped) >= max_skips or (
+                target_bytes != float("inf") and remaining <= slack * target_bytes):
+            break
+        thr = u
+        if n <= remaining:
+            remaining -= n
+            taken += 1
+        else:
+            skipped.append(u)
+    return thr, frozenset(skipped)
 
 
 @dataclass
@@ -320,8 +338,10 @@ def stream(plan: Plan, stats: StreamStats | None = None, *, group: str | None = 
                 if g is None:
                     continue
                 copies = g.full_copies
-                if g.threshold >= 0 and sample_key(seed, doc_id) <= g.threshold:
-                    copies += 1
+                if g.threshold >= 0:
+                    key = sample_key(seed, doc_id)
+                    if key <= g.threshold and key not in g.skip:
+                        copies += 1
                 if copies == 0:
                     continue
                 text = texts[j]

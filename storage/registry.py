@@ -909,6 +909,8 @@ class Registry:
             sroot = self._p(STAGING)
             for fn in self._ls(sroot):
                 p = os.path.join(sroot, fn)
+                if not os.path.lexists(p):
+                    continue  # a marker removed together with its directory just now
                 if fn.endswith(".json") or ".tmp-" in fn:
                     if os.path.isdir(p[:-5]) and fn.endswith(".json"):
                         continue  # removed together with its directory
@@ -1387,9 +1389,11 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _pause_for_tests() -> None:
+    """``TOKENFOUNDRY_REGISTRY_PAUSE_AFTER_STAGING=S`` sleeps S seconds; ``=@T`` sleeps until the
+    epoch time T (two test processes then race for a version number at the same instant)."""
     s = os.environ.get(ENV_PAUSE)
     if s:
-        time.sleep(float(s))
+        time.sleep(max(0.0, float(s[1:]) - time.time()) if s.startswith("@") else float(s))
 
 
 __all__ = [

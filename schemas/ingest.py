@@ -86,7 +86,7 @@ class IngestSpec(Spec):
         "as a record, so catalogs give a full parallel set.")
     batch_rows: int = Field(8192, ge=1, description="Records per processing batch.")
     unit_bytes: int = Field(
-        256 * 1024 * 1024, ge=1024,
+        64 * 1024 * 1024, ge=1024,
         description="Uncompressed jsonl files larger than this are split into line-aligned "
         "units that the flow fans out like separate files.")
 

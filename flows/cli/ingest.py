@@ -80,6 +80,10 @@ def ingest_command(
         "--include-msgid/--no-include-msgid",
         help="gettext: also keep each msgid (source-language text, lang 'en') [default: off].")
     ] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes for the direct path [default: one per core for inputs of 64 MB "
+        "or more with several units, else 1]. The snapshot is the same for any number.")
+    ] = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 1 if any record was rejected (after writing the snapshot).")] = False,
 ) -> None:
@@ -105,7 +109,7 @@ def ingest_command(
 
         result = ingest_flow(spec=spec.model_dump(mode="json"), workspace=workspace)
     else:
-        result = _run_direct(spec, workspace).model_dump(mode="json")
+        result = _run_direct(spec, workspace, workers).model_dump(mode="json")
 
     if json_out:
         emit_json(result)
@@ -116,7 +120,7 @@ def ingest_command(
                           f"({_reasons(result['rejects_by_reason'])}); see {result['rejects_path']}")
 
 
-def _run_direct(spec, workspace: str):
+def _run_direct(spec, workspace: str, workers: int | None):
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -138,7 +142,7 @@ def _run_direct(spec, workspace: str):
         def progress(done: float, total: float | None, message: str = "") -> None:
             bar.update(task, completed=done, total=total, msg=message[:40])
 
-        return ingest(ws, spec, progress=progress)
+        return ingest(ws, spec, progress=progress, workers=workers)
 
 
 def _reasons(reasons: dict[str, int]) -> str:

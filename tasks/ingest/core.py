@@ -59,6 +59,7 @@ INGEST_VERSION = 1
 STAGE = "ingest"
 REJECTS = "rejects"
 _FP_CHUNK = 8 * 1024 * 1024
+_C0 = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])  # Cc below 0x80 except \t \n
 
 
 # ---- planning (no writes) ---------------------------------------------------------------------
@@ -247,7 +248,7 @@ def process_records(records: Records, source: str, spec: IngestSpec) -> _Batch:
     forced_lang = spec.lang
     do_langid = spec.lang_id
     lang_min, lang_chars = spec.lang_id_min_score, spec.lang_id_chars
-    prefix = f"{corpus}\x00{source}\x00"
+    prefix = f"{corpus}\x00{source}\x00".encode("utf-8", "surrogatepass")
     c = out.cols
     c_doc, c_src_id, c_loc, c_lang, c_score = (c["doc_id"], c["source_id"], c["location"],
                                                c["lang"], c["lang_score"])
@@ -261,16 +262,19 @@ def process_records(records: Records, source: str, spec: IngestSpec) -> _Batch:
             s = s[1:]
         if "\r" in s:
             s = s.replace("\r\n", "\n").replace("\r", "\n")
-        if not is_normalized(form, s):
+        if not s.isascii() and not is_normalized(form, s):  # ASCII is NFC/NFKC already
             s = normalize(form, s)
-        if ctrl_search(s):
-            s = ctrl_sub("", s)
         try:
             b = s.encode("utf-8")
         except UnicodeEncodeError as e:  # lone surrogates from an upstream escape
             out.reject(corpus, source, loc, "invalid_utf8", f"lone surrogate: {e.reason}",
                        excerpt_of(s.encode("utf-8", "replace")))
             continue
+        # Control characters: C0 found with bytes.translate (C speed), C1 (U+0080-U+009F,
+        # UTF-8 lead byte 0xC2) only looked for when that byte occurs.
+        if len(b.translate(None, _C0)) != len(b) or (b"\xc2" in b and ctrl_search(s)):
+            s = ctrl_sub("", s)
+            b = s.encode("utf-8")
         n = len(s)
         if not n or s.isspace():
             out.reject(corpus, source, loc, "empty", "no text after normalisation", excerpt_of(s))
@@ -302,7 +306,7 @@ def process_records(records: Records, source: str, spec: IngestSpec) -> _Batch:
                 lang, score = identify(s, lang_min, lang_chars)
             else:
                 lang = UNDETERMINED
-        c_doc.append(h128((prefix + loc).encode("utf-8", "surrogatepass")))
+        c_doc.append(h128(prefix + loc.encode("utf-8", "surrogatepass")))
         c_src_id.append(records.source_id[i])
         c_loc.append(loc)
         c_lang.append(lang)
@@ -458,22 +462,88 @@ def reuse_if_committed(ws: Workspace, plan: IngestPlan) -> IngestResult | None:
     return result_of(ws.snapshot(plan.corpus, plan.snapshot_id), reused=True)
 
 
-def ingest(ws: Workspace, spec: IngestSpec, progress: Progress = no_progress) -> IngestResult:
-    """Ingest ``spec.sources`` into a snapshot of ``spec.corpus`` (or return the committed one)."""
+def default_workers(plan: IngestPlan) -> int:
+    """Worker processes for the direct path: one per core for big multi-unit plans, else 1."""
+    if len(plan.units) < 2 or plan.total_bytes < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, len(plan.units), 8))
+
+
+def ingest(ws: Workspace, spec: IngestSpec, progress: Progress = no_progress,
+           workers: int | None = None) -> IngestResult:
+    """Ingest ``spec.sources`` into a snapshot of ``spec.corpus`` (or return the committed one).
+
+    ``workers`` > 1 runs units in that many worker processes (default: one per core when the
+    plan has several units and at least 64 MB); the snapshot is the same for any number.
+    """
     plan = plan_ingest(spec)
     reused = reuse_if_committed(ws, plan)
     if reused is not None:
         progress(1, 1, "reused")
         return reused
     total = max(1, plan.total_bytes)
-    base = 0
-    infos = []
-    for unit in plan.units:
-        ub = (unit.end if unit.end is not None else unit.size) - unit.start
-        report: Callable[[float, float | None, str], None] = (
-            lambda d, t, msg="", _b=base, _u=ub: progress(_b + min(d, _u), total, msg))
-        infos.append(ingest_unit(ws, plan, unit, progress=report))
-        base += ub
+    n = default_workers(plan) if workers is None else max(1, workers)
+    if n > 1:
+        infos = _run_in_processes(ws, plan, n, progress, total)
+    else:
+        base = 0
+        infos = []
+        for unit in plan.units:
+            ub = _unit_bytes(unit)
+            report: Callable[[float, float | None, str], None] = (
+                lambda d, t, msg="", _b=base, _u=ub: progress(_b + min(d, _u), total, msg))
+            infos.append(ingest_unit(ws, plan, unit, progress=report))
+            base += ub
     result = commit_ingest(ws, plan, infos)
     progress(total, total, "committed")
     return result
+
+
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+
+
+def _unit_bytes(unit: IngestUnit) -> int:
+    return (unit.end if unit.end is not None else unit.size) - unit.start
+
+
+def _worker_init(parent: int) -> None:
+    """Worker processes exit when their parent dies (kill -9 included), so no orphan keeps
+    writing shards of a unit that a re-run is redoing."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _unit_in_worker(ws_uri: str, plan: dict[str, Any], unit: dict[str, Any]) -> dict[str, Any]:
+    p = IngestPlan.model_validate(plan)
+    return ingest_unit(Workspace(ws_uri), p, IngestUnit.model_validate(unit))
+
+
+def _run_in_processes(ws: Workspace, plan: IngestPlan, workers: int, progress: Progress,
+                      total: int) -> list[dict[str, Any]]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    head = {**plan.model_dump(mode="json"), "units": []}
+    uri = ws.root if ws.is_local else ws.uri
+    done = 0
+    infos: dict[str, dict[str, Any]] = {}
+    # spawn, not fork: the parent may hold pyarrow/Prefect threads, which fork does not copy.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init, initargs=(os.getpid(),)) as ex:
+        futures = {ex.submit(_unit_in_worker, uri, head, u.model_dump(mode="json")): u
+                   for u in plan.units}
+        progress(0, total, f"{len(plan.units)} units on {workers} processes")
+        for fut in as_completed(futures):
+            unit = futures[fut]
+            infos[unit.name] = fut.result()
+            done += _unit_bytes(unit)
+            progress(done, total, posixpath.basename(unit.path))
+    return [infos[u.name] for u in plan.units]

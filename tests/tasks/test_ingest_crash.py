@@ -11,6 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+import pytest
+
 from tokenfoundry.schemas.ingest import IngestSpec
 from tokenfoundry.storage.workspace import Workspace
 from tokenfoundry.tasks.ingest import core
@@ -26,11 +29,12 @@ from tokenfoundry.schemas.ingest import IngestSpec
 from tokenfoundry.storage.workspace import Workspace
 from tokenfoundry.tasks.ingest.core import ingest
 spec = IngestSpec.model_validate(json.loads(sys.argv[2]))
-ingest(Workspace(sys.argv[1]), spec)
+ingest(Workspace(sys.argv[1]), spec, workers=int(sys.argv[3]))
 """
 
 
-def test_kill_9_mid_ingest_leaves_nothing_visible_and_rerun_matches(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_9_mid_ingest_leaves_nothing_visible_and_rerun_matches(tmp_path, workers):
     paras = fx.licence_paragraphs()
     big = tmp_path / "big.jsonl"
     with open(big, "wb") as fh:  # ~40 MB of real licence paragraphs with distinct ids
@@ -41,14 +45,19 @@ def test_kill_9_mid_ingest_leaves_nothing_visible_and_rerun_matches(tmp_path):
                       unit_bytes=2 * 1024 * 1024)
     ws_dir = tmp_path / "ws"
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(ws_dir),
-                              json.dumps(spec.model_dump(mode="json"))])
+                              json.dumps(spec.model_dump(mode="json")), str(workers)])
     parts = ws_dir / "datasets" / "crash"
     deadline = time.time() + 60
     while time.time() < deadline and not list(parts.glob("*/_parts/*.json")):
         time.sleep(0.01)
+    helpers = psutil.Process(child.pid).children(recursive=True)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert child.returncode == -signal.SIGKILL
+    if workers > 1:  # worker processes notice their parent is gone and stop writing
+        assert helpers
+        _, alive = psutil.wait_procs(helpers, timeout=10)
+        assert alive == []
     ws = Workspace(ws_dir)
     done_units = list(parts.glob("*/_parts/*.json"))
     assert done_units, "the child never finished a unit; nothing was interrupted"

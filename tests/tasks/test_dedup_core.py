@@ -125,7 +125,8 @@ def test_exact_and_near_duplicates_on_licence_paragraphs(workspace, paras):
     assert ex and all(abs(e["estimated_jaccard"] - e["jaccard"]) < 0.15 for e in ex)
 
 
-def test_small_labelled_set_precision_and_recall(workspace, paras):
+@pytest.mark.parametrize("verify", ["jaccard", "estimate"])
+def test_small_labelled_set_precision_and_recall(workspace, paras, verify):
     texts = list(paras)
     texts += [typo_edit(p, 1) for p in paras[:14]]  # one edit: Jaccard 0.84-0.95, duplicates
     texts += [typo_edit(p, 5) for p in paras[14:20]]  # five edits: Jaccard 0.33-0.73, not
@@ -138,7 +139,7 @@ def test_small_labelled_set_precision_and_recall(workspace, paras):
     truth = {(i, j) for i, j in itertools.combinations(range(len(texts)), 2)
              if jaccard(sets[i], sets[j]) >= 0.8}
     assert len(truth) == 14
-    r = dedup(workspace, DedupSpec(corpus="lab", threshold=0.8))
+    r = dedup(workspace, DedupSpec(corpus="lab", threshold=0.8, verify=verify))
     clusters = read_clusters(workspace, r)
     pred = {(i, j) for i, j in itertools.combinations(range(len(texts)), 2)
             if clusters[ids[i]] == clusters[ids[j]]}

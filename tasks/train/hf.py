@@ -140,7 +140,46 @@ def train_hf(spec: TrainSpec, vocab_size: int, batches: Batches):
     tok.train_from_iterator(batches(), trainer=trainer)
     if spec.model == "bpe" and spec.byte_fallback:
         tok = finish_byte_fallback(tok)
+    if spec.model == "unigram":
+        tok = canonical_unigram(tok, len(specials_for(spec)))
     return tok
+
+
+UNIGRAM_SCORE_DECIMALS = 4
+
+
+def canonical_unigram(tokenizer, n_fixed: int):
+    """Make a trained Unigram model independent of the trainer's hash-map iteration order.
+
+    HF's UnigramTrainer sums EM statistics in hash-map order, which Rust randomises per
+    process, so scores differ in the 11th digit and tied pieces swap places between runs.
+    Scores are rounded to 1e-4 (far below any difference that changes a Viterbi path in
+    practice) and pieces after the fixed special tokens are ordered by (score desc, piece).
+    """
+    from tokenizers import Tokenizer
+
+    data = json.loads(tokenizer.to_str())
+    vocab = data["model"]["vocab"]
+    head = vocab[:n_fixed]
+    rest = [[p, round(sc, UNIGRAM_SCORE_DECIMALS)] for p, sc in vocab[n_fixed:]]
+    # characters the trainer appends below every learnt piece get scores min - k*eps in
+    # hash order: give that same set of scores to the characters in code-point order
+    floor = min((sc for p, sc in rest if len(p) > 1), default=None)
+    if floor is not None:
+        tail = [x for x in rest if x[1] < floor and len(x[0]) == 1]
+        scores = sorted((x[1] for x in tail), reverse=True)
+        for x, sc in zip(sorted(tail, key=lambda x: x[0]), scores):
+            x[1] = sc
+    rest.sort(key=lambda x: (-x[1], x[0]))
+    new = head + rest
+    unk = data["model"].get("unk_id")
+    if unk is not None:
+        data["model"]["unk_id"] = [p for p, _ in new].index(vocab[unk][0])
+    data["model"]["vocab"] = new
+    ids = {p: i for i, (p, _s) in enumerate(new)}
+    for t in data["added_tokens"]:
+        t["id"] = ids.get(t["content"], t["id"])
+    return Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
 
 
 def train_parity(spec: TrainSpec, vocab_size: int, train_iters: list[Iterable[list[str]]],

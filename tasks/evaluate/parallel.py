@@ -71,8 +71,8 @@ def build_parallel_from_mo(locale_dir: str | Path = "/usr/share/locale",
     rows_dom: list[str] = []
     for loc in sorted(p for p in root.iterdir() if p.is_dir()):
         lang = loc.name
-        if want_langs is not None and lang not in want_langs:
-            continue
+        if lang == pivot or (want_langs is not None and lang not in want_langs):
+            continue  # the pivot side is the msgid itself
         seen: set[str] = set()
         for mo in sorted((loc / "LC_MESSAGES").glob("*.mo")):
             if want_domains is not None and mo.stem not in want_domains:
@@ -172,17 +172,22 @@ def token_premium(seg_ids: list[str], langs: list[str], counts: np.ndarray,
     """
     seg_u, seg_code = np.unique(np.asarray(seg_ids, dtype=object).astype(str), return_inverse=True)
     lang_u, lang_code = np.unique(np.asarray(langs, dtype=object).astype(str), return_inverse=True)
+    # one segment per (seg_id, lang): later duplicates are ignored
+    pair = seg_code.astype(np.int64) * len(lang_u) + lang_code
+    _, first = np.unique(pair, return_index=True)
+    keep = np.zeros(len(pair), dtype=bool)
+    keep[first] = True
     if pivot not in set(lang_u.tolist()):
         return {}, {}, {}
     p = int(np.flatnonzero(lang_u == pivot)[0])
     counts = np.asarray(counts, dtype=np.float64)
-    ok = unk_share <= max_unk_share
+    ok = (np.asarray(unk_share) <= max_unk_share) & keep
     piv_count = np.full(len(seg_u), -1.0)
     piv_ok = np.zeros(len(seg_u), dtype=bool)
-    is_p = lang_code == p
+    is_p = (lang_code == p) & keep
     piv_count[seg_code[is_p]] = counts[is_p]
     piv_ok[seg_code[is_p]] = ok[is_p]
-    has_pair = piv_count[seg_code] >= 0
+    has_pair = (piv_count[seg_code] >= 0) & keep
     valid = has_pair & ok & piv_ok[seg_code]
     dropped = has_pair & ~valid
     n_l = len(lang_u)

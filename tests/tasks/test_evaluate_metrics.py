@@ -210,6 +210,11 @@ def test_premium_and_parity_on_tiny_parallel_set():
     fr = (n["s1", "fr"] + n["s2", "fr"]) / (n["s1", "en"] + n["s2", "en"])  # s3 has no fr
     assert premium == pytest.approx({"de": de, "en": 1.0, "fr": fr})
     assert used == {"de": 3, "en": 3, "fr": 2}
+    # a duplicated (segment, language) row is ignored
+    dup, = [k for k, (s_, lg) in enumerate(zip(seg, lang)) if (s_, lg) == ("s1", "en")]
+    premium_d, _, _ = token_premium(list(seg) + ["s1"], list(lang) + ["en"],
+                                    np.append(counts, 99), np.zeros(len(text) + 1))
+    assert premium_d == pytest.approx(premium) and dup >= 0
     summary = parity_summary(premium)
     assert summary["parity"] == pytest.approx(max(de, fr, 1.0) / min(de, fr, 1.0))
     assert summary["premium_std"] == pytest.approx(np.std([de, 1.0, fr]))

@@ -42,6 +42,10 @@ def test_build_from_mo_aligns_by_msgid(tmp_path):
             checked += 1
     assert checked > 100
     assert {r["lang"] for r in rows} == {"de", "fr", "en"}
+    # one row per (segment, language): the pivot comes from the msgids only, even where a
+    # locale directory named like the pivot ("en") exists
+    pairs = [(r["seg_id"], r["lang"]) for r in rows]
+    assert len(pairs) == len(set(pairs))
     p = write_parallel(table, tmp_path / "par.parquet")
     seg, lang, text = read_parallel(p)
     assert len(seg) == table.num_rows and pq.read_table(p).column_names[:3] == ["seg_id", "lang",

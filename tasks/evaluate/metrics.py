@@ -195,6 +195,13 @@ class Alignment:
     word_known: np.ndarray  # bool per word
 
 
+def per_doc_sum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sum of ``values[offsets[i]:offsets[i+1]]`` per document (empty documents give 0)."""
+    cs = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(values, out=cs[1:])
+    return cs[offsets[1:]] - cs[offsets[:-1]]
+
+
 def _ranges(lengths: np.ndarray) -> np.ndarray:
     """concat(arange(l) for l in lengths) without a Python loop."""
     total = int(lengths.sum())
@@ -212,11 +219,9 @@ def align_bytes(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded,
     when its token lengths sum to its byte length, and its round trip is exact when the gathered
     token bytes equal the document's bytes (compared with numpy, no decode call).
     """
-    n = pool.n_docs
     tl_all = adapter.token_bytes_len[enc.ids].astype(np.int64)
     counts = enc.counts
-    doc_tok_bytes = np.add.reduceat(tl_all, enc.offsets[:-1]) if len(tl_all) else np.zeros(n)
-    doc_tok_bytes = np.where(counts > 0, doc_tok_bytes, 0)
+    doc_tok_bytes = per_doc_sum(tl_all, enc.offsets)
     aligned = docs_mask & (doc_tok_bytes == pool.doc_bytes)
     flat, tab_start = adapter.byte_table
     n_text = len(pool.text_bytes)
@@ -252,7 +257,7 @@ def align_bytes(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded,
                 bad_docs = np.searchsorted(pool.doc_byte_start, dst[bad], side="right") - 1
                 mismatched.append(np.unique(bad_docs))
     word_known = aligned[pool.word_doc]
-    cb = np.cumsum(is_boundary, dtype=np.int64)
+    cb = np.cumsum(is_boundary, dtype=np.int32)
     ws, we = pool.word_byte_start, pool.word_byte_end
     # boundaries at positions ws+1 .. we-1 (strictly inside the word)
     inside = cb[np.maximum(we - 1, ws)] - cb[ws]
@@ -273,8 +278,8 @@ def _first_or_zero(within: np.ndarray, tok_counts: np.ndarray) -> np.ndarray:
 def continued_from_offsets(pool: TextPool, enc: Encoded, docs: np.ndarray) -> tuple[np.ndarray,
                                                                                       np.ndarray]:
     """Continued-word flags from HF char offsets for ``docs`` (the slower, general path)."""
-    n_chars = len(pool.word_char_end) and int(pool.doc_char_start[-1] + pool.doc_chars[-1])
-    is_boundary = np.zeros(int(n_chars) + 1, dtype=bool)
+    n_chars = int(pool.doc_char_start[-1] + pool.doc_chars[-1]) if pool.n_docs else 0
+    is_boundary = np.zeros(n_chars + 1, dtype=bool)
     known_docs = np.zeros(pool.n_docs, dtype=bool)
     if enc.encodings is None:
         return np.zeros(len(pool.word_doc), dtype=bool), known_docs[pool.word_doc]
@@ -284,7 +289,7 @@ def continued_from_offsets(pool: TextPool, enc: Encoded, docs: np.ndarray) -> tu
             s = np.fromiter((o[0] for o in offs), dtype=np.int64, count=len(offs))
             is_boundary[pool.doc_char_start[d] + s] = True
         known_docs[d] = True
-    cb = np.cumsum(is_boundary, dtype=np.int64)
+    cb = np.cumsum(is_boundary, dtype=np.int32)
     ws, we = pool.word_char_start, pool.word_char_end
     inside = cb[np.maximum(we - 1, ws)] - cb[ws]
     return inside > 0, known_docs[pool.word_doc]

@@ -26,6 +26,7 @@ import xxhash
 
 from tokenfoundry.schemas.errors import BadInputError
 from tokenfoundry.tasks.evaluate.adapters import Encoded, TokenizerAdapter
+from tokenfoundry.tasks.evaluate.metrics import per_doc_sum
 
 PARALLEL_SCHEMA = pa.schema([
     pa.field("seg_id", pa.string(), nullable=False),
@@ -149,8 +150,7 @@ def unk_char_share(adapter: TokenizerAdapter, enc: Encoded, texts: list[str]) ->
     is_unk = enc.ids == adapter.unk_id
     if not is_unk.any():
         return share
-    per_doc = np.add.reduceat(is_unk.astype(np.int64), enc.offsets[:-1])
-    per_doc = np.where(enc.counts > 0, per_doc, 0)
+    per_doc = per_doc_sum(is_unk.astype(np.int64), enc.offsets)
     docs = np.flatnonzero(per_doc)
     for d in docs:
         ids = enc.doc(int(d))

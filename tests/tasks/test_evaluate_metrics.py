@@ -224,3 +224,32 @@ def test_premium_and_parity_on_tiny_parallel_set():
     assert dropped2 == {"de": 1}
     assert premium2["de"] == pytest.approx((n["s2", "de"] + n["s3", "de"]) /
                                            (n["s2", "en"] + n["s3", "en"]))
+
+
+def test_empty_documents_anywhere(trained):
+    docs = ["", "The licence.", "", "日本語", ""]
+    pool = M.build_pool(docs)
+    for ad in (load_reference("o200k"), load_tokenizer(str(trained["wordpiece"])),
+               load_tokenizer(str(trained["spm"]))):
+        r = measure(ad, pool, SPEC)
+        assert r["n_tokens"] == int(ad.encode_batch(docs).counts.sum())
+        assert r["doc_counts"].tolist()[0] == 0 and r["doc_counts"].tolist()[-1] == 0
+
+
+def test_parallel_pairs_with_unk_characters_are_dropped(trained):
+    """Petrov et al.: pairs with > 10% UNK characters on either side are left out."""
+    from tokenfoundry.tasks.evaluate.core import measure_parallel
+
+    wp = load_tokenizer(str(trained["wordpiece"]))
+    seg = ["1", "1", "1", "2", "2", "2"]
+    lang = ["en", "de", "ja", "en", "de", "ja"]
+    text = ["Open the file", "Die Datei laden", "ファイルを開く",
+            "Copy the software", "Die Software kopieren", "ソフトウェアをコピー"]
+    r = measure_parallel(wp, (seg, lang, text), SPEC)
+    assert r["parallel_pairs_dropped_unk"] == {"ja": 2}
+    assert "ja" not in r["premium"] and r["parallel_pairs_used"]["de"] == 2
+    counts = wp.encode_batch(text).counts
+    # "öffnen" would be one [UNK] for this English-only WordPiece (6 of 16 characters): dropped
+    r2 = measure_parallel(wp, (seg, lang, text[:1] + ["Die Datei öffnen"] + text[2:]), SPEC)
+    assert r2["parallel_pairs_dropped_unk"] == {"de": 1, "ja": 2}
+    assert r["premium"]["de"] == pytest.approx((counts[1] + counts[4]) / (counts[0] + counts[3]))

@@ -245,10 +245,11 @@ class _Counter:
         self.progress(done, self.total, self.message)
 
 
-def _parallel(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+def _parallel(fn: Callable[[Any], Any], items: list[Any], workers: int = _WORKERS) -> list[Any]:
+    """``[fn(x) for x in items]`` on a few threads (hashing and file I/O release the GIL)."""
     if len(items) <= 1:
         return [fn(x) for x in items]
-    with ThreadPoolExecutor(min(_WORKERS, len(items))) as ex:
+    with ThreadPoolExecutor(min(workers, len(items))) as ex:
         return list(ex.map(fn, items))
 
 
@@ -602,9 +603,11 @@ class Registry:
         return v if m.content_sha256 == fingerprint else None
 
     def _next_version(self, name: str) -> int:
+        """1 + the highest claimed (or, locally, present) version. Every version has a claim
+        (publish and import both claim), so object stores need one listing only."""
         claimed = [int(f[:-5]) for f in self._ls(self._p(name, "_claims"))
                    if f.endswith(".json") and f[:-5].isdigit()]
-        present = [int(v) for v in self._ls(self._p(name)) if v.isdigit()]
+        present = [int(v) for v in self._ls(self._p(name)) if v.isdigit()] if self.local else []
         return max([0, *claimed, *present]) + 1
 
     def _claim(self, name: str, token: str, want: int | None = None) -> int:
@@ -615,9 +618,6 @@ class Registry:
                                "claimed_ts": time.time(), "pid": os.getpid(),
                                "host": socket.gethostname(), "user": _user()}).encode()
             if self._create_exclusive(self._p(name, "_claims", f"{v}.json"), body):
-                if not self.local and self._exists(
-                        posixpath.join(self.version_path(name, v), MANIFEST)):
-                    continue  # a committed version whose claim was garbage-collected
                 return v
             if want is not None:
                 raise BadInputError(f"{name}@{want}: that version number is already taken in "
@@ -660,17 +660,17 @@ class Registry:
         else:
             v, entries, reused = self._publish_remote(name, items, token, count, lineage,
                                                       metrics, gates)
-        moved = {}
+        cur = self.alias_version(name, LATEST)
         if not reused:
             self._write(self._p(name, "_content", f"{content_sha256(entries)}.json"),
                         json.dumps({"version": v}).encode())
-            cur = self.alias_version(name, LATEST)
             if cur is None or cur < v:
                 self._move_alias(name, LATEST, v, "publish")
+                cur = v
+        moved = {LATEST: v} if cur == v else {}
         for a in extra_aliases:
             self._move_alias(name, a, v, "publish")
-        al = self.aliases(name)
-        moved = {a: av for a, av in al.items() if av == v}
+            moved[a] = v
         return PublishResult(ref=f"{name}@{v}", name=name, version=v,
                              uri=self.full_uri(self.version_path(name, v)), registry=self.uri,
                              reused=reused, files=len(entries),
@@ -711,7 +711,23 @@ class Registry:
             except FileNotFoundError:
                 pass
 
+    def _same_shape_as_latest(self, name: str, items: list[_Item]) -> bool:
+        """True if ``latest`` holds exactly these paths and sizes (a likely re-publish)."""
+        v = self.alias_version(name, LATEST)
+        if v is None:
+            return False
+        try:
+            m = self.manifest(name, v)
+        except (BadInputError, CheckFailed):
+            return False
+        return sorted((f.path, f.size) for f in m.files) == sorted((i.rel, i.size) for i in items)
+
     def _publish_remote(self, name, items, token, count, lineage, metrics, gates):
+        """Object stores: claim a version, upload into its prefix, manifest last.
+
+        A likely re-publish (same paths and sizes as ``latest``) or a remote source is hashed
+        first, so a reuse uploads nothing; otherwise hashing runs while the upload runs.
+        """
         local = [it for it in items if it.local]
         stats = {it.path: _stat_key(it.path) for it in local}
 
@@ -720,17 +736,32 @@ class Registry:
                 sha, n = sha256_stream(fh)
             return FileEntry(path=it.rel, size=n, sha256=sha)
 
-        entries = _parallel(digest, items)
-        existing = self._find_content(name, content_sha256(entries))
-        if existing is not None:
-            return existing, entries, True
+        pool = None
+        hashing: list[Any] = []
+        entries: list[FileEntry] = []
+        if len(local) < len(items) or self._same_shape_as_latest(name, items):
+            entries = _parallel(digest, items)
+            existing = self._find_content(name, content_sha256(entries))
+            if existing is not None:
+                return existing, entries, True
+        else:
+            pool = ThreadPoolExecutor(_WORKERS)
+            hashing = [pool.submit(digest, it) for it in items]
         v = self._claim(name, token)
         prefix = self.version_path(name, v)
+        claim = self._p(name, "_claims", f"{v}.json")
         try:
             if local:
                 self.fs.put([it.path for it in local], [posixpath.join(prefix, it.rel)
                                                          for it in local])
                 count(sum(it.size for it in local))
+            if pool is not None:
+                entries = [f.result() for f in hashing]
+                existing = self._find_content(name, content_sha256(entries))
+                if existing is not None:  # identical files: drop the upload and our claim
+                    self.fs.rm(prefix, recursive=True)
+                    self.fs.rm(claim)
+                    return existing, entries, True
             for it in items:
                 if not it.local:
                     with it.open() as src, self.fs.open(posixpath.join(prefix, it.rel), "wb") as d:
@@ -758,6 +789,9 @@ class Registry:
             except (OSError, FileNotFoundError):
                 pass
             raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         return v, entries, False
 
     # ---- verify / pull ---------------------------------------------------------------------
@@ -860,14 +894,19 @@ class Registry:
                 got = _parallel(fetch, m.files)
             else:
                 base = self.version_path(name, v)
-                try:
-                    self.fs.get([posixpath.join(base, e.path) for e in m.files],
-                                [str(dsts[e.path]) for e in m.files])
-                except FileNotFoundError as err:
-                    raise CheckFailed(f"{label}: a file is missing from the registry: {err}") \
-                        from None
-                got = _parallel(lambda e: sha256_file(dsts[e.path]), m.files)
-                count(m.total_bytes)
+
+                def download(e: FileEntry) -> tuple[str, int]:
+                    # each file is hashed as soon as it landed, while others still download
+                    try:
+                        self.fs.get_file(posixpath.join(base, e.path), str(dsts[e.path]))
+                    except FileNotFoundError:
+                        raise CheckFailed(f"{label}: {e.path}: missing from the registry") \
+                            from None
+                    got = sha256_file(dsts[e.path])
+                    count(got[1])
+                    return got
+
+                got = _parallel(download, m.files, workers=4)
             for e, (sha, n) in zip(m.files, got):
                 if n != e.size:
                     raise CheckFailed(f"{label}: {e.path}: size {n} != {e.size} in manifest "

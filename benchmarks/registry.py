@@ -1,0 +1,175 @@
+"""Registry benchmark: publish and pull of a ~100 MB version vs a plain fsspec copy.
+
+    python benchmarks/registry.py                 # local and S3 (moto server on 127.0.0.1)
+    python benchmarks/registry.py --backend local --size-mb 200 --rounds 5
+
+The version is a few files (40/30/20/10 % of --size-mb, random bytes: incompressible, like
+embedding tables). In the same run, alternating round by round:
+
+- publish: ``Registry.publish`` (stage with sha256 of every byte written, claim a version,
+  commit by rename / manifest-last) vs the baseline ``fs.put(files, dest)`` of the same files;
+- pull: ``Registry.pull`` into a new directory with a cold cache (every sha256 and size
+  verified, temp dir + rename) vs the baseline ``fs.get(src_files, local_files)``.
+
+Throughput = bytes / wall seconds; the median over rounds is reported with ours/baseline. The
+target is >= 0.8x. The machine is shared (other jobs use the CPUs), so the rounds interleave
+ours and the baseline to expose both to the same load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import fsspec
+
+
+def make_files(root: Path, size_mb: int) -> list[Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    shares = [0.4, 0.3, 0.2, 0.1]
+    names = ["embeddings.safetensors", "tokenizer.json", "merges.bin", "vocab.bin"]
+    out = []
+    for name, share in zip(names, shares):
+        p = root / name
+        with open(p, "wb") as fh:
+            left = int(size_mb * share * 1_000_000)
+            while left:
+                n = min(left, 8 << 20)
+                fh.write(os.urandom(n))
+                left -= n
+        out.append(p)
+    return out
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    """moto's S3 server as its own process on a free loopback port (S3 is a separate service
+    for real users too, and this keeps its Python request handling off our process' GIL)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint)
+    return proc, endpoint
+
+
+def run_backend(backend: str, files: list[Path], src_dir: Path, work: Path, rounds: int
+                ) -> dict[str, list[float]]:
+    from tokenfoundry.storage.registry import Registry
+
+    total = sum(p.stat().st_size for p in files)
+    if backend == "local":
+        base = str(work / "store")
+    else:
+        import boto3
+
+        bucket = f"bench-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        base = f"s3://{bucket}"
+    fs, root = fsspec.core.url_to_fs(base)
+    if backend == "local":
+        root = os.path.abspath(root)
+    times: dict[str, list[float]] = {k: [] for k in
+                                     ("publish", "put", "pull", "get")}
+    for r in range(rounds):
+        tag = uuid.uuid4().hex[:8]
+        # baseline: plain fsspec copy up
+        dest = f"{root}/plain-{tag}"
+        fs.makedirs(dest, exist_ok=True)
+        t = time.perf_counter()
+        fs.put([str(p) for p in files], [f"{dest}/{p.name}" for p in files])
+        times["put"].append(time.perf_counter() - t)
+        # ours: publish a new version (fresh registry, so nothing is reused)
+        reg = Registry(f"{base}/registry-{tag}" if backend != "local" else
+                       f"{root}/registry-{tag}")
+        t = time.perf_counter()
+        res = reg.publish("bench", src_dir)
+        times["publish"].append(time.perf_counter() - t)
+        assert res.bytes == total and not res.reused
+        # baseline: plain fsspec copy down
+        down = work / f"get-{tag}"
+        down.mkdir()
+        t = time.perf_counter()
+        fs.get([f"{dest}/{p.name}" for p in files], [str(down / p.name) for p in files])
+        times["get"].append(time.perf_counter() - t)
+        # ours: verified pull with a cold cache
+        os.environ["TOKENFOUNDRY_CACHE"] = str(work / f"cache-{tag}")
+        t = time.perf_counter()
+        pulled = reg.pull(res.ref, work / f"pull-{tag}")
+        times["pull"].append(time.perf_counter() - t)
+        assert pulled.bytes == total
+        # clean up before the next round (keeps the page cache / disk comparable)
+        for p in (down, work / f"pull-{tag}", work / f"cache-{tag}"):
+            shutil.rmtree(p, ignore_errors=True)
+        fs.rm(dest, recursive=True)
+        fs.rm(reg.root, recursive=True)
+        print(f"  {backend} round {r + 1}/{rounds}: put {times['put'][-1]:.3f}s "
+              f"publish {times['publish'][-1]:.3f}s get {times['get'][-1]:.3f}s "
+              f"pull {times['pull'][-1]:.3f}s", file=sys.stderr)
+    return times
+
+
+def report(backend: str, times: dict[str, list[float]], total: int) -> list[bool]:
+    mb = total / 1e6
+    ok = []
+    print(f"\n{backend}: {mb:.0f} MB in {4} files, median of {len(times['put'])} rounds")
+    print(f"  {'operation':<10} {'ours MB/s':>10} {'fsspec MB/s':>12} {'ratio':>7}")
+    for ours, base, label in (("publish", "put", "publish vs fs.put"),
+                              ("pull", "get", "pull vs fs.get")):
+        o = mb / statistics.median(times[ours])
+        b = mb / statistics.median(times[base])
+        ratio = o / b
+        ok.append(ratio >= 0.8)
+        print(f"  {label:<18} ours {o:8.1f} MB/s  baseline {b:8.1f} MB/s  "
+              f"ratio {ratio:.2f}x {'(>= 0.8x ok)' if ratio >= 0.8 else '(BELOW 0.8x)'}")
+    return ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", choices=["local", "s3", "both"], default="both")
+    ap.add_argument("--size-mb", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--s3-rounds", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tf-bench-registry-") as tmp:
+        work = Path(tmp)
+        src = work / "version"
+        files = make_files(src, args.size_mb)
+        total = sum(p.stat().st_size for p in files)
+        results = []
+        if args.backend in ("local", "both"):
+            results += report("local", run_backend("local", files, src, work, args.rounds),
+                              total)
+        if args.backend in ("s3", "both"):
+            server, endpoint = start_moto()
+            try:
+                results += report(f"s3 (moto server {endpoint}, s3fs)",
+                                  run_backend("s3", files, src, work, args.s3_rounds), total)
+            finally:
+                server.terminate()
+                server.wait(10)
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -379,11 +379,13 @@ def ingest_dedup_flow(spec: dict[str, Any] | str, workspace: str = "./workspace"
     ws = Workspace(workspace)
     n = sum(1 for c in ps.corpora if not corpora or c.corpus in corpora)
     stages = _Stages(ws, ps, total=n * (2 if ps.dedup else 1))
-    with runner_session(ps.runner) as run_r:
+    stats: dict[str, Any] = {}
+    with runner_session(ps.runner, stats) as run_r:
         snaps = ingest_and_dedup(ws, ps, run_r, stages, corpora)
     create_table_artifact(table=stages.rows, key=f"{_key(ps.name)}-ingest-dedup",
                           description=f"{ps.name}: ingest + dedup stages")
-    return {"pipeline": ps.name, "workspace": ws.uri, "snapshots": snaps, "stages": stages.rows}
+    return {"pipeline": ps.name, "workspace": ws.uri, "snapshots": snaps, "stages": stages.rows,
+            "runner": {"kind": ps.runner.kind, "describe": describe(ps.runner), **stats}}
 
 
 @flow(name="tokenfoundry-pipeline", log_prints=False)
@@ -406,7 +408,8 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
     stages = _Stages(ws, ps, total=n_corpus_stages + 3)
     log.info("pipeline %s: %d corpora, runner %s", ps.name, len(ps.corpora), describe(ps.runner))
 
-    with runner_session(ps.runner) as run_r:
+    rstats: dict[str, Any] = {}
+    with runner_session(ps.runner, rstats) as run_r:
         snaps = ingest_and_dedup(ws, ps, run_r, stages)
 
     # train: on the corpora's latest (deduped) snapshots, pinned by id in the stage key
@@ -442,6 +445,7 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
                        "tokenizers": evaluated.get("tokenizers", {})},
         "gates": evaluated.get("gates", []), "gates_passed": bool(evaluated.get("gates_passed")),
         "published": None, "stages": stages.rows,
+        "runner": {"kind": ps.runner.kind, "describe": describe(ps.runner), **rstats},
     }
 
     # gate: a failed gate publishes nothing

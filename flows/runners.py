@@ -64,21 +64,34 @@ def local_cluster_kwargs(r: RunnerSection) -> dict[str, Any]:
         "threads_per_worker": 1,
         "processes": r.processes,
         "dashboard_address": None,
+        "scheduler_kwargs": {"dashboard": False},
         "silence_logs": 40,  # logging.ERROR
     }
 
 
 @contextlib.contextmanager
-def runner_session(runner: RunnerSection) -> Iterator[RunnerSection]:
+def runner_session(runner: RunnerSection, stats: dict[str, Any] | None = None
+                   ) -> Iterator[RunnerSection]:
     """Start what the runner needs once (a LocalCluster for ``dask`` without an address) and
-    yield a RunnerSection that subflows can share (``address`` of that cluster)."""
+    yield a RunnerSection that subflows can share (``address`` of that cluster).
+
+    ``stats`` (optional) receives what the cluster did: ``worker_pids`` and ``dask_tasks``
+    (tasks the scheduler ran), so callers and tests can see the work really left this process.
+    """
     if runner.kind != "dask" or runner.address:
         yield runner
         return
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
     with LocalCluster(**local_cluster_kwargs(runner)) as cluster:
         yield runner.model_copy(update={"address": cluster.scheduler_address})
+        if stats is not None:
+            with Client(cluster) as client:
+                stats["worker_pids"] = sorted(client.run(os.getpid).values())
+            stats["dask_tasks"] = sum(
+                tp.state_counts.get("memory", 0)
+                for tp in cluster.scheduler.task_prefixes.values())
+            stats["address"] = cluster.scheduler_address
 
 
 def describe(runner: RunnerSection) -> str:

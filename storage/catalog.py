@@ -24,6 +24,8 @@ def connect(workspace: Workspace | None = None, *, threads: int | None = None,
     if temp_dir:
         con.execute(f"SET temp_directory = '{temp_dir}'")
     con.execute("SET preserve_insertion_order = false")
+    # DuckDB draws a progress bar on stdout for long queries; stdout belongs to --json
+    con.execute("SET enable_progress_bar = false")
     if workspace is not None and not workspace.is_local:
         con.register_filesystem(workspace.fs)
     return con

@@ -33,7 +33,6 @@ from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash

@@ -48,7 +48,9 @@ from tokenfoundry.storage.workspace import (
 from tokenfoundry.tasks.dedup.boilerplate import boilerplate_lines, strip_boilerplate
 from tokenfoundry.tasks.dedup.clusters import UnionFind, size_histogram
 from tokenfoundry.tasks.dedup.exact import ExactTable, exact_groups
-from tokenfoundry.tasks.dedup.lsh import bucket_table, candidate_pairs, pair_jaccard, verify_pairs
+from tokenfoundry.tasks.dedup.lsh import (
+    BUCKET_SCHEMA, bucket_table, candidate_pairs, pair_jaccard, verify_pairs,
+)
 from tokenfoundry.tasks.dedup.minhash import (
     Permutations, jaccard, optimal_param, shingle_hashes, shingle_set, signatures, words_of,
 )
@@ -310,8 +312,6 @@ def run_shard(plan: DedupPlan, shard: int) -> dict[str, int]:
             bucket_tables.append(bucket_table(sig[has], idx[r][has], plan.bands, plan.rows))
     sig_schema = pa.schema([("idx", pa.int64()), ("has_shingles", pa.bool_()),
                             ("emptied", pa.bool_()), ("sig", pa.binary(4 * spec.num_perm))])
-    from tokenfoundry.tasks.dedup.lsh import BUCKET_SCHEMA
-
     _write_parquet(ws, bucket_path, pa.concat_tables(bucket_tables) if bucket_tables
                    else BUCKET_SCHEMA.empty_table())
     _write_parquet(ws, sig_path, pa.concat_tables(sig_tables) if sig_tables

@@ -187,81 +187,185 @@ def is_binary(head: bytes) -> bool:
 
 # ---- jsonl ------------------------------------------------------------------------------------
 
+_JSONL_BLOCK = 16 * 1024 * 1024
+
+
+def _read_upto(fh: BinaryIO, want: int) -> tuple[bytes, BaseException | None]:
+    """Up to ``want`` bytes and then to the end of that line; on a stream fault, what was read
+    before it and the fault (so records before a cut are not lost)."""
+    parts: list[bytes] = []
+    got = 0
+    try:
+        while got < want:
+            piece = fh.read1(min(1 << 20, want - got))
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+        if parts and not parts[-1].endswith(b"\n"):
+            parts.append(fh.readline())
+        return b"".join(parts), None
+    except STREAM_ERRORS as e:
+        return b"".join(parts), e
+
+
+class _JsonlLines:
+    """The per-line JSONL path (exact errors per line): used for blocks the fast path refuses."""
+
+    def __init__(self, spec: IngestSpec):
+        self.policy, self.tf = spec.utf8, spec.text_field
+        self.id_key = spec.id_field or "id"
+        self.lang_key = spec.lang_field or "lang"
+
+    def add(self, batch: Records, line: bytes, lineno: int) -> None:
+        if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        if not line.strip():
+            return
+        loc = f"line:{lineno}"
+        flags = None
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            text, repaired, detail = decode_utf8(line, self.policy)
+            if text is None:
+                batch.reject(loc, "invalid_utf8", detail, line)
+                return
+            if not repaired:
+                batch.reject(loc, "bad_json", str(e), line)
+                return
+            try:
+                obj = orjson.loads(text)
+                flags = ["utf8_repaired"]
+            except orjson.JSONDecodeError as e2:
+                batch.reject(loc, "bad_json", str(e2), line)
+                return
+        if type(obj) is not dict:
+            batch.reject(loc, "bad_json", f"a JSON {type(obj).__name__}, not an object", line)
+            return
+        t = obj.get(self.tf)
+        if type(t) is str:
+            sid = obj.get(self.id_key)
+            lg = obj.get(self.lang_key)
+            batch.add(loc, t, None if sid is None else str(sid),
+                      lg if type(lg) is str and lg else None, None, flags)
+        elif t is None:
+            batch.reject(loc, "missing_field",
+                         f"no {self.tf!r} key (keys: {', '.join(list(obj)[:8])})", line)
+        else:
+            batch.reject(loc, "wrong_type", f"{self.tf!r} is a {type(t).__name__}, not a string",
+                         line)
+
+
+def _jsonl_fast(block: bytes, first_line: int, spec: IngestSpec) -> Records | None:
+    """Parse a block of complete lines with pyarrow's (multi-threaded) JSON reader, or None when
+    the block needs the per-line path (any bad line, a missing/odd field, blank lines, a BOM)."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    try:
+        table = pj.read_json(io.BytesIO(block), read_options=pj.ReadOptions(block_size=1 << 20))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    if table.num_rows != n_lines or spec.text_field not in table.column_names:
+        return None
+    text = table.column(spec.text_field)
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)) \
+            or text.null_count:
+        return None
+    id_key = spec.id_field or "id"
+    lang_key = spec.lang_field or "lang"
+    sids: list | None = None
+    langs: list | None = None
+    try:
+        text = text.combine_chunks()
+        text.validate(full=True)  # UTF-8 check
+        if id_key in table.column_names:
+            col = table.column(id_key)
+            if pa.types.is_integer(col.type):
+                col = col.cast(pa.string())
+            elif not pa.types.is_string(col.type) and not pa.types.is_null(col.type):
+                return None
+            sids = col.to_pylist()
+        if lang_key in table.column_names:
+            col = table.column(lang_key)
+            if pa.types.is_null(col.type):
+                pass
+            elif not pa.types.is_string(col.type):
+                return None
+            else:
+                langs = [x if x else None for x in col.to_pylist()]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    n = table.num_rows
+    r = Records()
+    r.text = text
+    r.location = [f"line:{k}" for k in range(first_line, first_line + n)]
+    r.source_id = sids if sids is not None else [None] * n
+    r.lang = langs if langs is not None else [None] * n
+    r.align_key = [None] * n
+    r.flags = [None] * n
+    r.text_bytes = len(block)
+    return r
+
+
 def read_jsonl(unit: IngestUnit, spec: IngestSpec) -> Iterator[tuple[Records, int]]:
-    policy, tf = spec.utf8, spec.text_field
-    id_field, lang_field = spec.id_field, spec.lang_field
-    rows = spec.batch_rows
+    """JSONL in blocks of complete lines: pyarrow parses clean blocks (C++, threads); a block
+    with any problem goes line by line through orjson, so every bad line gets its own reject."""
     fh, raw = open_stream(unit)
-    batch = Records()
+    lines = _JsonlLines(spec)
     lineno = unit.first_line - 1
     pos = unit.start
     end = unit.end
     compressed = unit.compression is not None
-    loads = orjson.loads
-    JSONDecodeError = orjson.JSONDecodeError
     try:
-        try:
-            if unit.start == 0:
+        if unit.start == 0:
+            try:
                 head = fh.peek(_SNIFF)[:_SNIFF]
-                if is_binary(head):
-                    batch.reject("file", "binary", "NUL bytes in the first 8 KiB: not a text file",
-                                 head)
-                    yield batch, unit.size
-                    return
-            for line in fh:
-                lineno += 1
-                pos += len(line)
-                if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
-                    line = line[3:]
-                if not line.strip():
-                    if end is not None and pos >= end:
-                        break
-                    continue
-                loc = f"line:{lineno}"
-                flags = None
-                try:
-                    obj = loads(line)
-                except JSONDecodeError as e:
-                    text, repaired, detail = decode_utf8(line, policy)
-                    if text is None:
-                        batch.reject(loc, "invalid_utf8", detail, line)
-                        obj = None
-                    elif repaired:
-                        try:
-                            obj = loads(text)
-                            flags = ["utf8_repaired"]
-                        except JSONDecodeError as e2:
-                            batch.reject(loc, "bad_json", str(e2), line)
-                            obj = None
-                    else:
-                        batch.reject(loc, "bad_json", str(e), line)
-                        obj = None
-                if obj is not None:
-                    if type(obj) is not dict:
-                        batch.reject(loc, "bad_json", f"a JSON {type(obj).__name__}, not an object",
-                                     line)
-                    else:
-                        t = obj.get(tf)
-                        if type(t) is str:
-                            sid = obj.get(id_field or "id")
-                            lg = obj.get(lang_field or "lang")
-                            batch.add(loc, t, None if sid is None else str(sid),
-                                      lg if type(lg) is str and lg else None, None, flags)
-                        elif t is None:
-                            batch.reject(loc, "missing_field",
-                                         f"no {tf!r} key (keys: {', '.join(list(obj)[:8])})", line)
-                        else:
-                            batch.reject(loc, "wrong_type",
-                                         f"{tf!r} is a {type(t).__name__}, not a string", line)
-                if batch.full(rows):
-                    yield batch, (raw.tell() if compressed else pos) - unit.start
+            except STREAM_ERRORS:
+                head = b""
+            if is_binary(head):
+                batch = Records()
+                batch.reject("file", "binary", "NUL bytes in the first 8 KiB: not a text file",
+                             head)
+                yield batch, unit.size
+                return
+        while True:
+            want = _JSONL_BLOCK if end is None else min(_JSONL_BLOCK, end - pos)
+            if want <= 0:
+                break
+            block, fault = _read_upto(fh, want)
+            if fault is not None:  # keep the complete lines before the fault
+                cut = block.rfind(b"\n") + 1
+                block = block[:cut]
+            if block:
+                pos += len(block)
+                fast = None if (lineno == 0 and block.startswith(b"\xef\xbb\xbf")) \
+                    else _jsonl_fast(block, lineno + 1, spec)
+                if fast is not None:
+                    batch = fast
+                    lineno += len(fast.text)
+                else:
                     batch = Records()
-                if end is not None and pos >= end:
-                    break
-        except STREAM_ERRORS as e:
-            batch.reject(f"line:{lineno + 1}", "truncated",
-                         f"stream breaks after line {lineno}: {describe(e)}", "")
-        yield batch, (end or unit.size) - unit.start
+                    parts = block.split(b"\n")
+                    if block.endswith(b"\n"):
+                        parts.pop()
+                    for line in parts:
+                        lineno += 1
+                        lines.add(batch, line, lineno)
+                done = (raw.tell() if compressed else pos) - unit.start
+            else:
+                batch = Records()
+                done = 0
+            if fault is not None:
+                batch.reject(f"line:{lineno + 1}", "truncated",
+                             f"stream breaks after line {lineno}: {describe(fault)}", "")
+                yield batch, (end or unit.size) - unit.start
+                return
+            if not block:
+                break
+            yield batch, done
     finally:
         fh.close()
         raw.close()

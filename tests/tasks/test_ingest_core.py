@@ -229,3 +229,26 @@ def test_empty_result_still_has_readable_tables(workspace, tmp_path):
     snap = workspace.snapshot("e", r.snapshot_id)
     assert pq.read_table(snap.paths[0]).schema == CORPUS_SCHEMA
     assert snap.dataset("rejects").to_table().column("reason").to_pylist() == ["empty"]
+
+
+def test_fsspec_sources_and_workspace(tmp_path):
+    """Sources and workspace on an fsspec filesystem (memory:// here; s3:// works the same)."""
+    import gzip
+
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    paras = fx.licence_paragraphs(("MPL-2.0",))
+    fs.pipe("/tf-src/p.jsonl.gz", gzip.compress(b"".join(
+        json.dumps({"text": t}).encode() + b"\n" for t in paras)))
+    fs.pipe("/tf-src/notes.txt", b"Plain text note about licences.")
+    ws = Workspace("memory://tf-ws")
+    r = core.ingest(ws, IngestSpec(corpus="m", sources=["memory://tf-src"], lang_id=False))
+    assert (r.read, r.kept) == (len(paras) + 1, len(paras) + 1)
+    assert r.dataset_path.startswith("memory://") and r.sources[0].source.startswith("memory://")
+    texts = [t for b in ws.snapshot("m", r.snapshot_id).iter_text() for t in b]
+    assert texts == ["Plain text note about licences.", *paras]  # files in sorted order
+    assert core.ingest(ws, IngestSpec(corpus="m", sources=["memory://tf-src"],
+                                      lang_id=False)).reused
+    fs.rm("/tf-src", recursive=True)
+    fs.rm("/tf-ws", recursive=True)

@@ -36,8 +36,9 @@ def _read(path: Path, fmt: str, compression: str | None = None, **kw) -> Records
                       size=path.stat().st_size)
     out = Records()
     for b, _ in read_unit(unit, spec):
-        for i in range(len(b.text)):
-            out.add(b.location[i], b.text[i], b.source_id[i], b.lang[i], b.align_key[i],
+        texts = b.text if isinstance(b.text, list) else b.text.to_pylist()  # arrow fast path
+        for i in range(len(texts)):
+            out.add(b.location[i], texts[i], b.source_id[i], b.lang[i], b.align_key[i],
                     b.flags[i])
         out.rejects += b.rejects
     return out

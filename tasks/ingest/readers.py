@@ -43,10 +43,13 @@ EXCERPT_CHARS = 200
 
 @dataclass
 class Records:
-    """A batch of decoded records (parallel lists) plus the rejects met while reading them."""
+    """A batch of decoded records (parallel lists) plus the rejects met while reading them.
+
+    ``text`` is a list of str, or (JSONL fast path) a pyarrow string array of the same length.
+    """
 
     location: list[str] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
+    text: Any = field(default_factory=list)  # list[str] | pyarrow string array
     source_id: list[str | None] = field(default_factory=list)
     lang: list[str | None] = field(default_factory=list)
     align_key: list[str | None] = field(default_factory=list)
@@ -266,7 +269,7 @@ def _jsonl_fast(block: bytes, first_line: int, spec: IngestSpec) -> Records | No
     n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     try:
         table = pj.read_json(io.BytesIO(block), read_options=pj.ReadOptions(block_size=1 << 20))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+    except pa.lib.ArrowException:
         return None
     if table.num_rows != n_lines or spec.text_field not in table.column_names:
         return None
@@ -296,7 +299,7 @@ def _jsonl_fast(block: bytes, first_line: int, spec: IngestSpec) -> Records | No
                 return None
             else:
                 langs = [x if x else None for x in col.to_pylist()]
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except pa.lib.ArrowException:
         return None
     n = table.num_rows
     r = Records()

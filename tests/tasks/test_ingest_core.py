@@ -252,3 +252,29 @@ def test_fsspec_sources_and_workspace(tmp_path):
                                       lang_id=False)).reused
     fs.rm("/tf-src", recursive=True)
     fs.rm("/tf-ws", recursive=True)
+
+
+def test_jsonl_fast_path_equals_the_per_line_path(workspace, tmp_path, monkeypatch):
+    """pyarrow parses clean blocks; orjson line by line must give the very same snapshot."""
+    from tokenfoundry.tasks.ingest import readers
+
+    paras = fx.licence_paragraphs()
+    mo = fx.need(fx.LOCALE / "ja" / "LC_MESSAGES" / "sed.mo")
+    msgs = [t for b, _ in readers.read_unit(
+        readers.IngestUnit(name="00000-0000", path=str(mo), format="mo", size=mo.stat().st_size),
+        IngestSpec(corpus="x", sources=["x"])) for t in b.text]
+    texts = paras + msgs + ["caf\u0065\u0301 au lait", "tab\there\r\nCRLF", "bell\x07", "x\u0085y"]
+    p = tmp_path / "mix.jsonl"
+    p.write_text("".join(json.dumps({"id": i, "text": t, "lang": "und" if i % 2 else ""}) + "\n"
+                         for i, t in enumerate(texts)))
+    spec = IngestSpec(corpus="fast", sources=[str(p)], lang_id=False)
+    fast = core.ingest(workspace, spec)
+    monkeypatch.setattr(readers, "_jsonl_fast", lambda *a, **k: None)
+    slow = core.ingest(Workspace(tmp_path / "slow"), spec)
+    t1 = ds.dataset(fast.dataset_path).to_table()
+    t2 = ds.dataset(slow.dataset_path).to_table()
+    assert t1.equals(t2) and t1.num_rows == len(texts)
+    rows = t1.to_pylist()
+    assert rows[-4]["text"] == "caf\u00e9 au lait" and rows[-3]["text"] == "tab\there\nCRLF"
+    assert rows[-2]["text"] == "bell" and rows[-1]["text"] == "xy"
+    assert rows[0]["source_id"] == "0" and rows[0]["lang"] == "und" and rows[1]["lang"] == "und"

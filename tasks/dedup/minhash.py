@@ -2,9 +2,9 @@
 
 A document's shingles are its word n-grams (default n = 5). Words are the whitespace-separated
 tokens of the lower-cased text with punctuation stripped from both ends (Arrow kernels, in C++),
-so "Licence," and "licence" are one word and "don't" stays one word. Each word is
-hashed once with xxh3-64 (only the batch's *distinct* words go through Python), and the hash of
-the shingle starting at word j is
+so "Licence," and "licence" are one word and "don't" stays one word. Each word gets a 64-bit
+polynomial hash of its UTF-8 bytes computed for the whole batch at once (``word_hashes``: one
+prefix sum over the bytes, no Python loop), and the hash of the shingle starting at word j is
 
     s_j = fmix64( sum_k  h(w_{j+k}) * M_k  mod 2^64 )                k = 0 .. n-1
 
@@ -105,13 +105,51 @@ def words_of(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     counts = np.bincount(parent, minlength=n_docs).astype(np.int64) if n_docs else np.zeros(0, np.int64)
     if len(flat) == 0:
         return np.zeros(0, np.uint64), counts
-    enc = pc.dictionary_encode(flat)
-    if isinstance(enc, pa.ChunkedArray):
-        enc = enc.combine_chunks()
-    h = xxhash.xxh3_64_intdigest
-    dict_hash = np.fromiter((h(w) for w in enc.dictionary.cast(pa.large_binary()).to_pylist()), dtype=np.uint64,
-                            count=len(enc.dictionary))
-    return dict_hash[enc.indices.to_numpy(zero_copy_only=False)], counts
+    return word_hashes(flat), counts
+
+
+_K = np.uint64(0x9E3779B97F4A7C15 | 1)  # odd: invertible mod 2^64
+_K_INV = np.uint64(pow(int(_K), -1, 1 << 64))
+
+
+_POWERS: dict[int, np.ndarray] = {}
+
+
+def _powers(base: np.uint64, n: int) -> np.ndarray:
+    """base^0 .. base^(n-1) mod 2^64 (cached per base, grown by doubling)."""
+    have = _POWERS.get(int(base))
+    if have is None or len(have) < n:
+        size = max(n, 2 * (0 if have is None else len(have)), 1 << 16)
+        p = np.full(size, base, dtype=np.uint64)
+        p[0] = 1
+        with np.errstate(over="ignore"):
+            have = np.multiply.accumulate(p)
+        _POWERS[int(base)] = have
+    return have[:n]
+
+
+def word_hashes(words: pa.Array) -> np.ndarray:
+    """A stable 64-bit hash of every string, vectorised over the UTF-8 buffer (no Python loop).
+
+    h(w) = fmix64( sum_i (byte_i + 1) * K^i  +  len(w) * C   mod 2^64 ): one prefix sum over all
+    bytes of the batch gives every word's polynomial, shifted to start at K^0 by K^-start (K odd).
+    """
+    words = words.cast(pa.large_string()) if words.type != pa.large_string() else words
+    if isinstance(words, pa.ChunkedArray):
+        words = words.combine_chunks()
+    n = len(words)
+    offs = np.frombuffer(words.buffers()[1], dtype=np.int64, count=n + 1, offset=words.offset * 8)
+    data = np.frombuffer(words.buffers()[2], dtype=np.uint8)[offs[0]:offs[-1]]
+    offs = offs - offs[0]
+    starts, ends = offs[:-1], offs[1:]
+    nb = len(data)
+    with np.errstate(over="ignore"):
+        terms = (data.astype(np.uint64) + np.uint64(1)) * _powers(_K, nb + 1)[:nb]
+        prefix = np.zeros(nb + 1, dtype=np.uint64)
+        np.add.accumulate(terms, out=prefix[1:])
+        h = (prefix[ends] - prefix[starts]) * _powers(_K_INV, nb + 1)[starts]
+        h += (ends - starts).astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+    return fmix64(h)
 
 
 def shingle_hashes(word_hash: np.ndarray, counts: np.ndarray, ngram: int

@@ -56,11 +56,15 @@ def distinct_paragraphs(licence_dir: Path, n: int, min_words: int = 50) -> list[
     pytest.skip(f"needs {n} distinct licence paragraphs")
 
 
-def typo_edit(text: str, k: int = 1) -> str:
-    """k word-level edits a copy-editor makes: a typo, a changed word, a dropped word."""
+def typo_edit(text: str, k: int = 1, near_end: bool = False) -> str:
+    """k word-level edits a copy-editor makes: a typo, a changed word, a dropped word.
+
+    ``near_end``: the edits fall on the last words (fewer shingles change: Jaccard >= 0.9, where
+    LSH misses a pair with probability < 0.001, so exact counts can be asserted).
+    """
     w = text.split()
     for j in range(k):
-        i = (7 * j + 3) % len(w)
+        i = len(w) - 2 - j if near_end else (7 * j + 3) % len(w)
         if j % 3 == 0:
             w[i] = w[i][:2] + w[i][1:] if len(w[i]) > 2 else w[i] + "s"  # doubled letter
         elif j % 3 == 1:
@@ -92,13 +96,13 @@ def paras(licence_dir):
 def test_exact_and_near_duplicates_on_licence_paragraphs(workspace, paras):
     base = paras[:30]
     copies = base[:5]  # verbatim copies
-    near = [typo_edit(p, 1) for p in base[5:10]]  # Jaccard ~0.8-0.9 to their source
+    near = [typo_edit(p, 1, near_end=True) for p in base[5:10]]  # Jaccard ~0.9 to their source
     far = [rewrite(p) for p in base[10:13]]  # same topic, heavily rewritten: not duplicates
     reflowed = [base[13].replace(" ", "\n", 5).upper()]  # same words, other case/line breaks
     texts = base + copies + near + far + reflowed
     ids = make_snapshot(workspace, "legal", texts)
     for i, p in enumerate(near):
-        assert 0.75 < jaccard(shingle_set(base[5 + i]), shingle_set(p)) < 0.95
+        assert 0.9 <= jaccard(shingle_set(base[5 + i]), shingle_set(p)) < 0.98
     for i, p in enumerate(far):
         assert jaccard(shingle_set(base[10 + i]), shingle_set(p)) < 0.3
 
@@ -148,7 +152,7 @@ def test_small_labelled_set_precision_and_recall(workspace, paras, verify):
 
 
 def test_rerun_and_sharding_give_the_same_snapshot(tmp_path, paras):
-    texts = paras[:20] + [typo_edit(p, 1) for p in paras[:8]] + paras[:4]
+    texts = paras[:20] + [typo_edit(p, 1, near_end=True) for p in paras[:8]] + paras[:4]
     results = []
     for n, (shard_rows, workers) in enumerate([(65_536, 1), (5, 1), (7, 2)]):
         ws = Workspace(tmp_path / f"ws{n}")

@@ -556,9 +556,12 @@ class Registry:
 
     # ---- aliases ---------------------------------------------------------------------------
 
-    def _move_alias(self, name: str, alias: str, version: int, by: str, note: str = ""
-                    ) -> tuple[int | None, bool]:
-        """Append an alias event (exclusive create of the next seq); (previous, changed)."""
+    def _move_alias(self, name: str, alias: str, version: int, by: str, note: str = "",
+                    forward_only: bool = False) -> tuple[int | None, bool]:
+        """Append an alias event (exclusive create of the next seq); (previous, changed).
+
+        ``forward_only`` (``latest``): never move to a lower version, judged against the alias'
+        current value on every attempt, so concurrent publishers cannot move it backwards."""
         base = self._p(name, "_aliases", alias)
         for _ in range(1000):
             seqs = sorted(int(fn[:-5]) for fn in self._ls(base)
@@ -567,7 +570,7 @@ class Registry:
             if seqs:
                 prev = int(json.loads(self._read(posixpath.join(base, f"{seqs[-1]:08d}.json")))
                            ["version"])
-            if prev == version:
+            if prev == version or (forward_only and prev is not None and prev > version):
                 return prev, False
             seq = (seqs[-1] + 1) if seqs else 1
             ev = AliasEvent(alias=alias, seq=seq, version=version, previous=prev, at=utc_now(),
@@ -665,8 +668,8 @@ class Registry:
             self._write(self._p(name, "_content", f"{content_sha256(entries)}.json"),
                         json.dumps({"version": v}).encode())
             if cur is None or cur < v:
-                self._move_alias(name, LATEST, v, "publish")
-                cur = v
+                cur, changed = self._move_alias(name, LATEST, v, "publish", forward_only=True)
+                cur = v if changed else cur
         moved = {LATEST: v} if cur == v else {}
         for a in extra_aliases:
             self._move_alias(name, a, v, "publish")
@@ -1098,7 +1101,8 @@ class Registry:
         self._write(self._p(name, "_content", f"{fp}.json"), json.dumps({"version": v}).encode())
         cur = self.alias_version(name, LATEST)
         if cur is None or cur < v:
-            self._move_alias(name, LATEST, v, "import", note=f"bundle {Path(path).name}")
+            self._move_alias(name, LATEST, v, "import", note=f"bundle {Path(path).name}",
+                             forward_only=True)
         return ImportResult(ref=f"{name}@{v}", name=name, version=v, registry=self.uri,
                             reused=False, files=len(m.files), bytes=m.total_bytes,
                             bundle=str(path))

@@ -75,6 +75,9 @@ def test_republish_identical_is_reused_and_new_content_gets_next_version(
     # re-publishing old content returns the old version; latest does not move backwards
     assert reg.publish("legal-bpe", tokenizer_dir).version == 1
     assert reg.resolve("legal-bpe@latest") == ("legal-bpe", 2)
+    # a publisher that read 'latest' before a concurrent one moved it cannot move it back
+    assert reg._move_alias("legal-bpe", "latest", 1, "publish", forward_only=True) == (2, False)
+    assert reg.resolve("legal-bpe") == ("legal-bpe", 2)
 
 
 def test_promote_moves_only_the_alias_and_keeps_history(registry_uri, tokenizer_dir,

@@ -34,8 +34,8 @@ Examples:
 
 @app.command("dedup", help=(
     "Remove exact duplicates (same content_hash, DuckDB) and near-duplicates (MinHash over word "
-    "n-gram shingles, LSH bands, estimated-Jaccard verification, union-find clusters) from the "
-    "corpus' 'ingest' snapshot (or --snapshot). Writes a new snapshot with a 'clusters' table "
+    "n-gram shingles, LSH bands, Jaccard verification of candidate pairs, union-find clusters) from the "
+    "corpus' 'ingest' snapshot (or --snapshot). Writes a new snapshot with a '_clusters' table "
     "(doc_id, cluster_id for every input document) and _dedup_report.md; sets the refs 'dedup' "
     "and 'latest'. Always input == kept + exact_duplicates + near_duplicates (+ "
     "boilerplate_only with --boilerplate-min-docs).\n\n" + _EXAMPLE))
@@ -48,29 +48,29 @@ def dedup_command(
     json_out: JsonOpt = False,
     flow: FlowOpt = False,
     snapshot: Annotated[str | None, typer.Option(
-        help="Input snapshot id or ref [default: the 'ingest' ref, else 'latest'].")] = None,
-    ngram: Annotated[int | None, typer.Option(help="Words per shingle [default: 5].")] = None,
+        help="Input snapshot id or ref (default: the 'ingest' ref, else 'latest').")] = None,
+    ngram: Annotated[int | None, typer.Option(help="Words per shingle (default: 5).")] = None,
     num_perm: Annotated[int | None, typer.Option(
-        help="MinHash permutations [default: 128].")] = None,
+        help="MinHash permutations (default: 128).")] = None,
     bands: Annotated[int | None, typer.Option(
-        help="LSH bands (with --rows) [default: optimal for the threshold].")] = None,
+        help="LSH bands (with --rows) (default: optimal for the threshold).")] = None,
     rows: Annotated[int | None, typer.Option(help="Signature rows per band (with --bands).")] = None,
     verify: Annotated[str | None, typer.Option(
         help="Check LSH candidate pairs: 'jaccard' (exact), 'estimate' (from signatures) or "
-        "'none' [default: jaccard].")] = None,
+        "'none' (default: jaccard).")] = None,
     exact: Annotated[bool | None, typer.Option(
-        "--exact/--no-exact", help="Remove exact duplicates [default: on].")] = None,
+        "--exact/--no-exact", help="Remove exact duplicates (default: on).")] = None,
     near: Annotated[bool | None, typer.Option(
-        "--near/--no-near", help="Remove near-duplicates [default: on].")] = None,
+        "--near/--no-near", help="Remove near-duplicates (default: on).")] = None,
     incremental: Annotated[bool, typer.Option(
         "--incremental", help="Documents already in an earlier dedup snapshot of the corpus "
         "count as duplicates (nightly runs add only what is new).")] = False,
     against: Annotated[list[str] | None, typer.Option(
         help="With --incremental: the earlier snapshot ids to compare with (repeatable) "
-        "[default: every earlier dedup snapshot].")] = None,
+        "(default: every earlier dedup snapshot).")] = None,
     boilerplate_min_docs: Annotated[int | None, typer.Option(
         help="Remove lines that occur in more than N documents (headers, footers).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Permutation seed [default: 42].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Permutation seed (default: 42).")] = None,
     workers: Annotated[int, typer.Option(
         help="Processes for MinHash signatures on the direct path (same output).")] = 1,
 ) -> None:

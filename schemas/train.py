@@ -120,8 +120,8 @@ class TrainSpec(Spec):
                                      "longer documents are cut into pieces.")
     # ---- execution ---------------------------------------------------------------------------
     deterministic: bool = Field(
-        True, description="Single-threaded where the trainer's result depends on thread "
-        "timing (unigram EM, spm), so the same data + spec gives the same vocabulary.")
+        True, description="Same data + spec -> the same vocabulary: sentencepiece runs "
+        "single-threaded (HF models are deterministic, Unigram after canonical rounding).")
 
     @model_validator(mode="after")
     def _check(self) -> TrainSpec:

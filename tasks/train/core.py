@@ -22,8 +22,6 @@ from tokenfoundry.tasks.progress import Progress, no_progress
 from tokenfoundry.tasks.train import data as train_data
 from tokenfoundry.tasks.train import hf, outputs
 
-#: Models whose HF trainer result depends on thread timing unless run single-threaded.
-_THREAD_SENSITIVE = {"unigram"}
 
 
 def peak_rss_mb() -> float:
@@ -105,8 +103,9 @@ def train(ws: Workspace, spec: TrainSpec, out_dir: str, progress: Progress = no_
     spm_model = None
     progress(0, expected, f"training {spec.model} ({spec.backend}) to {target} tokens")
     t_train = time.perf_counter()
-    with _single_threaded(spec.deterministic and (spec.model in _THREAD_SENSITIVE
-                                                  or spec.backend == "spm")):
+    # sentencepiece: num_threads=1 when deterministic; HF Unigram is made canonical after
+    # training (hf.canonical_unigram); HF BPE needs nothing (see README "Determinism")
+    with _single_threaded(spec.deterministic and spec.backend == "spm"):
         if spec.backend == "spm":
             from tokenfoundry.tasks.train import spm
 

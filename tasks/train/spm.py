@@ -91,7 +91,8 @@ def to_hf_tokenizer(model_path: str, spec: TrainSpec):
     user += [sp.piece_to_id(t) for t in spec.special_tokens
              if t != spec.unk_token and sp.piece_to_id(t) != sp.unk_id()]
     if spec.model == "unigram":
-        tok = Tokenizer(models.Unigram(pieces, unk_id=sp.unk_id(), byte_fallback=spec.byte_fallback))
+        tok = Tokenizer(models.Unigram(pieces, unk_id=sp.unk_id(),
+                                       byte_fallback=spec.byte_fallback))
     else:
         vocab = {p: i for i, (p, _s) in enumerate(pieces)}
         skip = set(user) | {sp.unk_id()} | {i for i in range(n) if sp.is_byte(i)}
@@ -106,7 +107,8 @@ def to_hf_tokenizer(model_path: str, spec: TrainSpec):
                     cands.append((vocab[left], vocab[right], left, right))
             cands.sort()
             merges.extend((left, right) for _l, _r, left, right in cands)
-        tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=sp.id_to_piece(sp.unk_id()),
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=merges,
+                                   unk_token=sp.id_to_piece(sp.unk_id()),
                                    byte_fallback=spec.byte_fallback, fuse_unk=True))
     steps = []
     if spec.normalization == "NFKC":

@@ -53,6 +53,7 @@ from tokenfoundry.schemas.pipeline import (
 )
 from tokenfoundry.storage.provenance import code_version, utc_now
 from tokenfoundry.storage.workspace import Workspace, atomic_write_bytes
+from tokenfoundry.tasks.evaluate.gates import check_gates
 
 #: Attempts for a stage hit by a transient I/O error, and the first backoff (doubles each time).
 STAGE_ATTEMPTS = 3
@@ -196,14 +197,22 @@ class _Stages:
 
     def run(self, stage: str, label: str, spec: Any, inputs: dict[str, Any],
             call: Callable[[], dict[str, Any]], still_there: Callable[[dict[str, Any]], bool],
-            reuse: bool = True) -> dict[str, Any]:
+            reuse: bool = True, precheck: Callable[[], dict[str, Any] | None] | None = None
+            ) -> dict[str, Any]:
+        """Run one stage unless a record with the same key (and its outputs) exists, or
+        ``precheck`` (a cheap "already done?" look at the content-addressed output) finds it."""
         key = stage_key(stage, spec, inputs)
         _emit(event="stage_start", stage=stage, label=label, done=self.done, total=self.total)
         t0 = time.perf_counter()
         rec = read_record(self.ws, self.spec.name, stage, key) if reuse else None
+        found = call_with_retries(precheck, stage, label, log=self.log.warning) \
+            if precheck is not None and rec is None else None
         if rec is not None and still_there(rec.result):
             result, reused = dict(rec.result), True
             self.log.info("%s: reusing finished stage (key %s)", label, key)
+        elif found is not None:
+            result, reused = dict(found), True
+            self.log.info("%s: output already committed (%s)", label, _headline(stage, found))
         else:
             result = call_with_retries(call, stage, label, log=self.log.warning)
             reused = bool(result.get("reused", False))
@@ -336,6 +345,15 @@ def _dir_there(ws: Workspace, *names: str) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
+def _ingest_done(ws: Workspace, spec: Any) -> dict[str, Any] | None:
+    """The committed snapshot of an ingest spec if its inputs are unchanged (fingerprints the
+    sources, as ingest itself does first), else None."""
+    from tokenfoundry.tasks.ingest.core import plan_ingest, reuse_if_committed
+
+    res = reuse_if_committed(ws, plan_ingest(spec))
+    return None if res is None else res.model_dump(mode="json")
+
+
 def ingest_and_dedup(ws: Workspace, spec: PipelineSpec, runner: RunnerSection,
                      stages: _Stages, corpora: list[str] | None = None) -> dict[str, dict[str, str]]:
     """Ingest (and dedup) each corpus on the selected task runner; returns snapshot ids."""
@@ -351,7 +369,8 @@ def ingest_and_dedup(ws: Workspace, spec: PipelineSpec, runner: RunnerSection,
             "ingest", f"ingest {c.corpus}", cspec, {},
             lambda cspec=cspec: ingest_flow.with_options(
                 task_runner=make_task_runner(runner))(spec=cspec, workspace=ws.uri),
-            _snapshot_there(ws, c.corpus), reuse=False)
+            _snapshot_there(ws, c.corpus), reuse=False,
+            precheck=lambda c=c: _ingest_done(ws, c))
         snaps[c.corpus] = {"ingest": ing["snapshot_id"], "latest": ing["snapshot_id"]}
         dspec = spec.dedup_spec(c.corpus, snapshot=ing["snapshot_id"])
         if dspec is None:
@@ -424,14 +443,21 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
     candidate = trained.get("out") or tout
 
     # evaluate the candidate beside the references on held-out text
-    espec = ps.evaluate_spec(candidate, ws.uri, {c: s["latest"] for c, s in snaps.items()})
-    edict = espec.model_dump(mode="json")
+    # Gates are judged here on the candidate's metrics, so changing a gate re-judges the
+    # finished evaluation instead of re-running it (gates are not part of the stage key).
+    espec = ps.evaluate_spec(f"{ps.publish.name}={candidate}", ws.uri,
+                             {c: s["latest"] for c, s in snaps.items()})
+    edict = espec.model_copy(update={"gates": []}).model_dump(mode="json")
     ekey = stage_key("evaluate", edict, {"candidate": tkey, **train_corpora})
     eout = ws.path("pipelines", ps.name, "evaluate", ekey)
     evaluated = stages.run(
         "evaluate", "evaluate", edict, {"candidate": tkey, **train_corpora},
         lambda: evaluate_flow(spec=edict, workspace=ws.uri, out=eout, fail_on_gates=False),
         lambda r: bool(r.get("json_path")) and ws.fs.exists(r["json_path"]))
+    cand_metrics = (evaluated.get("tokenizers") or {}).get(evaluated.get("candidate")) or {}
+    gate_results = [g.model_dump(mode="json") for g in check_gates(cand_metrics, espec.gates)]
+    evaluated = {**evaluated, "gates": gate_results,
+                 "gates_passed": all(g["passed"] for g in gate_results)}
     report = evaluation_report(ps, evaluated)
     create_markdown_artifact(markdown=report, key=f"{_key(ps.name)}-evaluation-report",
                              description=f"{ps.name}: evaluation report of the candidate "
@@ -451,8 +477,10 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
     # gate: a failed gate publishes nothing
     failed = [g for g in result["gates"] if not g.get("passed")]
     if failed or not result["gates_passed"]:
-        msg = "; ".join(f"{g['expr']}: {g.get('metric')} = {_fmt(g.get('value'))}, "
+        msg = "; ".join(f"{g['expr']}: {_label(g)} = {_fmt(g.get('value'))}, "
                         f"threshold {g.get('op')} {_fmt(g.get('threshold'))}"
+                        + (f" ({g['reason']})" if g.get("value") is None and g.get("reason")
+                           else "")
                         for g in failed) or "gates failed"
         result["status"] = "gate_failed"
         result["seconds"] = round(time.perf_counter() - t_start, 3)
@@ -473,9 +501,10 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
         lambda: publish_flow(
             source=candidate, name=ps.publish.name, registry=registry,
             aliases=list(ps.publish.aliases), evaluation=evaluated.get("json_path"),
+            gate_results=gate_results,
             lineage={"pipeline": ps.name, "snapshots": snaps, "train_key": tkey,
                      "evaluate_key": ekey, "spec_hash": ps.spec_hash()}),
-        lambda r: _version_there(registry, r), reuse=False)
+        lambda r: _version_there(registry, r))
     ref = published.get("ref") or f"{ps.publish.name}@{published.get('version')}"
     result["published"] = {**published, "ref": ref}
     result["status"] = "published"
@@ -490,7 +519,18 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
 
 
 def _version_there(registry: str, r: dict[str, Any]) -> bool:
-    return bool(r.get("version"))
+    """The recorded version is still in the registry (versions are immutable)."""
+    from tokenfoundry.storage.registry import Registry
+
+    try:
+        return Registry(registry).resolve(f"{r['name']}@{r['version']}") == (r["name"],
+                                                                           r["version"])
+    except Exception:  # noqa: BLE001 - gone or unreadable: publish again
+        return False
+
+
+def _label(g: dict[str, Any]) -> str:
+    return f"{g.get('metric')}[{g['key']}]" if g.get("key") else str(g.get("metric"))
 
 
 def _fmt(v: Any) -> str:

@@ -80,12 +80,19 @@ def run_with_progress(spec: Any, workspace: str, runner: dict[str, Any] | None,
                       show: bool = True) -> dict[str, Any]:
     """Run the pipeline flow in this process with a rich progress bar on stderr."""
     prepare_prefect_env()
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from tokenfoundry.flows.pipeline import add_listener, run_pipeline
 
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed:.0f}/{task.total:.0f} stages"), TimeElapsedColumn(),
+                  MofNCompleteColumn(), TextColumn("stages"), TimeElapsedColumn(),
                   console=err, transient=False, disable=not show) as bar:
         tid = bar.add_task("starting Prefect (ephemeral API)...", total=None)
 

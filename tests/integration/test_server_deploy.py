@@ -1,0 +1,68 @@
+"""Operator path on real parts: a `prefect server start` on 127.0.0.1, the process work pool,
+`prefect deploy --all` from prefect.yaml, a worker, a triggered deployment run of a small
+pipeline, Completed, and the registry holding the new version with its manifest.
+
+The server, pool, deployments and worker come from the session fixtures in conftest.py (shared
+with the browser test so their start-up is paid once)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+POOL = "tokenfoundry-process"
+DEPLOYMENT = "tokenfoundry-pipeline/quickstart-pipeline"
+
+pytestmark = [pytest.mark.slow]
+
+
+def test_deploy_all_creates_every_deployment_of_prefect_yaml(prefect_server):
+    declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    deps = prefect_server.post("/deployments/filter", {})
+    got = {d["name"]: d for d in deps}
+    assert set(got) == {d["name"] for d in declared}
+    for d in declared:
+        dep = got[d["name"]]
+        assert dep["work_pool_name"] == POOL
+        assert dep["entrypoint"] == d["entrypoint"]
+        assert dep["parameters"] == d["parameters"]
+        # cron schedules as declared; the pull step changes into the repository
+        assert [s["schedule"]["cron"] for s in dep["schedules"]] == \
+            [s["cron"] for s in d["schedules"]]
+        assert dep["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {
+            "directory": str(REPO)}}]
+    pool = prefect_server.get(f"/work_pools/{POOL}")
+    assert pool["type"] == "process"
+
+
+def test_triggered_deployment_run_completes_and_publishes(deployed_pipeline_run):
+    from tokenfoundry.storage.registry import Registry
+
+    run = deployed_pipeline_run
+    srv = run.server
+    fr = srv.get(f"/flow_runs/{run.flow_run_id}")
+    assert fr["state"]["type"] == "COMPLETED"
+    dep = srv.get(f"/deployments/{fr['deployment_id']}")
+    assert f"tokenfoundry-pipeline/{dep['name']}" == DEPLOYMENT
+    assert fr["parameters"]["spec"] == str(run.spec_path)
+    assert fr["work_pool_name"] == POOL  # picked up by the process worker
+    # the registry in the run's workspace holds the version with its manifest
+    reg = Registry(str(run.workspace / "registry"))
+    assert reg.versions("tiny-bpe") == [1]
+    manifest = json.loads((run.workspace / "registry" / "tiny-bpe" / "1" /
+                           "manifest.json").read_text())
+    paths = {f["path"] for f in manifest["files"]}
+    assert "tokenizer.json" in paths
+    assert manifest["lineage"]["pipeline"] == "tiny"
+    assert manifest["lineage"]["flow_run_id"]  # the publish subflow of this deployment run
+    assert reg.alias_version("tiny-bpe", "latest") == 1
+    # each stage ran as a subflow of the deployment's flow run
+    subs = srv.post("/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {
+        "any_": [run.flow_run_id]}}})
+    names = sorted({srv.get(f"/flows/{r['flow_id']}")["name"] for r in subs})
+    assert names == ["dedup", "evaluate", "ingest", "publish", "train"]
+    assert all(r["state_type"] == "COMPLETED" for r in subs)

@@ -503,7 +503,7 @@ class Registry:
         return out
 
     def resolve(self, ref: str) -> tuple[str, int]:
-        """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` -> (name, version) of a committed version."""
+        """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` -> (name, version), committed."""
         name, sel = parse_ref(ref)
         if sel.isdigit():
             v = int(sel)

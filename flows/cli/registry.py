@@ -42,6 +42,7 @@ registry_app = typer.Typer(
 )
 app.add_typer(registry_app, name="registry")
 
+RefArg = Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")]
 RegistryOpt = Annotated[
     str | None,
     typer.Option("--registry", "-r", envvar="TOKENFOUNDRY_REGISTRY",
@@ -139,7 +140,7 @@ def list_command(ctx: typer.Context, json_out: JsonOpt = False,
                       "and their history. REF is NAME, NAME@VERSION or NAME@ALIAS.\n\n"
                       "Example: tokenfoundry registry show legal-bpe@production")
 @cli_errors
-def show_command(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+def show_command(ctx: typer.Context, ref: RefArg,
                  json_out: JsonOpt = False, registry: RegistryOpt = None) -> None:
     res = _open(ctx, registry).show(ref)
     if json_out:
@@ -182,7 +183,7 @@ def show_command(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NA
                       "AutoTokenizer.from_pretrained when the version is an HF directory.\n\n"
                       "Example: tokenfoundry registry pull legal-bpe@production --to ./legal-bpe")
 @cli_errors
-def pull_command(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+def pull_command(ctx: typer.Context, ref: RefArg,
                  to: Annotated[Path, typer.Option("--to", help="Target directory (new or empty).")],
                  force: Annotated[bool, typer.Option("--force",
                                   help="Replace a non-empty DIR.")] = False,
@@ -268,7 +269,7 @@ def promote_command(ctx: typer.Context, ref: Annotated[str, typer.Argument(help=
                       "exit 1 naming each missing, changed or unlisted file.\n\n"
                       "Example: tokenfoundry registry verify legal-bpe@3")
 @cli_errors
-def verify_command(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+def verify_command(ctx: typer.Context, ref: RefArg,
                    json_out: JsonOpt = False, registry: RegistryOpt = None) -> None:
     reg = _open(ctx, registry)
     with _progress(f"verify {ref}", json_out) as progress:

@@ -48,40 +48,40 @@ def ingest_command(
     json_out: JsonOpt = False,
     flow: FlowOpt = False,
     text_field: Annotated[str | None, typer.Option(
-        help="Text key/column for jsonl, csv and parquet [default: text].")] = None,
+        help="Text key/column for jsonl, csv and parquet \\[default: text].")] = None,
     id_field: Annotated[str | None, typer.Option(
-        help="Key/column kept as source_id [default: 'id' when present].")] = None,
+        help="Key/column kept as source_id \\[default: 'id' when present].")] = None,
     lang_field: Annotated[str | None, typer.Option(
-        help="Key/column with each record's language [default: 'lang' when present].")] = None,
+        help="Key/column with each record's language \\[default: 'lang' when present].")] = None,
     lang: Annotated[str | None, typer.Option(
         help="Language code of every record (no language identification).")] = None,
     format: Annotated[str | None, typer.Option(  # noqa: A002 - the field's name
-        "--format", help="Force one format: txt, md, jsonl, csv, parquet, po, mo [default: auto "
+        "--format", help="Force one format: txt, md, jsonl, csv, parquet, po, mo \\[default: auto "
         "by file ending; no ending = txt].")] = None,
     normalization: Annotated[str | None, typer.Option(
-        help="Unicode normal form: NFC or NFKC [default: NFC].")] = None,
+        help="Unicode normal form: NFC or NFKC \\[default: NFC].")] = None,
     utf8: Annotated[str | None, typer.Option(
-        help="Invalid UTF-8: 'reject' the record or 'repair' it with U+FFFD [default: reject].")
+        help="Invalid UTF-8: 'reject' the record or 'repair' it with U+FFFD \\[default: reject].")
     ] = None,
-    min_chars: Annotated[int | None, typer.Option(help="Reject shorter texts [default: 1].")] = None,
+    min_chars: Annotated[int | None, typer.Option(help="Reject shorter texts \\[default: 1].")] = None,
     max_chars: Annotated[int | None, typer.Option(
-        help="Reject longer texts [default: 1000000].")] = None,
+        help="Reject longer texts \\[default: 1000000].")] = None,
     min_alpha_fraction: Annotated[float | None, typer.Option(
-        help="Reject texts with letters / non-space chars below this [default: 0 = off].")] = None,
+        help="Reject texts with letters / non-space chars below this \\[default: 0 = off].")] = None,
     max_repeated_line_fraction: Annotated[float | None, typer.Option(
-        help="Reject texts with more duplicated lines than this [default: 1 = off].")] = None,
+        help="Reject texts with more duplicated lines than this \\[default: 1 = off].")] = None,
     lang_id: Annotated[bool | None, typer.Option(
         "--lang-id/--no-lang-id", help="Identify languages the source does not give "
-        "[default: on].")] = None,
+        "\\[default: on].")] = None,
     split_paragraphs: Annotated[bool | None, typer.Option(
         "--split-paragraphs/--no-split-paragraphs",
-        help="txt/md: one record per blank-line separated paragraph [default: off].")] = None,
+        help="txt/md: one record per blank-line separated paragraph \\[default: off].")] = None,
     include_msgid: Annotated[bool | None, typer.Option(
         "--include-msgid/--no-include-msgid",
-        help="gettext: also keep each msgid (source-language text, lang 'en') [default: off].")
+        help="gettext: also keep each msgid (source-language text, lang 'en') \\[default: off].")
     ] = None,
     workers: Annotated[int | None, typer.Option(
-        help="Worker processes for the direct path [default: one per core for inputs of 64 MB "
+        help="Worker processes for the direct path \\[default: one per core for inputs of 64 MB "
         "or more with several units, else 1]. The snapshot is the same for any number.")
     ] = None,
     strict: Annotated[bool, typer.Option(

@@ -158,8 +158,19 @@ def _records_dir(ws: Workspace, pipeline: str) -> str:
 
 
 def stage_key(stage: str, spec: Any, inputs: dict[str, Any]) -> str:
+    """sha256 of the stage's spec, the references it reads and the package version (not the git
+    commit: an unrelated commit must not retrain every tokenizer; a release does)."""
     return stable_hash({"stage": stage, "spec": spec, "inputs": inputs,
-                        "code": code_version()}, n=20)
+                        "code": _package_version()}, n=20)
+
+
+def _package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("tokenfoundry")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return code_version()
 
 
 def read_record(ws: Workspace, pipeline: str, stage: str, key: str) -> StageRecord | None:

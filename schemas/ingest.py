@@ -80,7 +80,9 @@ class IngestSpec(Spec):
     lang_id: bool = Field(True, description="Identify the language where the source does not say.")
     lang_id_min_score: float = Field(
         0.5, ge=0.0, le=1.0, description="Below this confidence the language is 'und'.")
-    lang_id_chars: int = Field(1024, ge=16, description="Characters of each text used for language id.")
+    lang_id_chars: int = Field(
+        512, ge=16, description="Characters of each text used for language id (its cost grows "
+        "linearly with this).")
     include_msgid: bool = Field(
         False, description="gettext: also emit each msgid (the source-language text, lang 'en') "
         "as a record, so catalogs give a full parallel set.")

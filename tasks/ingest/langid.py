@@ -23,7 +23,7 @@ def identifier():
     return _identifier
 
 
-def identify(text: str, min_score: float = 0.5, max_chars: int = 1024) -> tuple[str, float]:
+def identify(text: str, min_score: float = 0.5, max_chars: int = 512) -> tuple[str, float]:
     """(ISO 639-1 code or 'und', confidence in [0, 1]) of the first ``max_chars`` of ``text``."""
     sample = text[:max_chars]
     if not any(ch.isalpha() for ch in sample[:256]):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -252,7 +253,7 @@ def bench_throughput(work: Path, tokenizer: Path | None, repeats: int = 3) -> di
         for _ in range(repeats):
             t = time.perf_counter()
             if ad.kind == "quicktok":
-                ad.enc.encode_batch(docs, 0, False)
+                ad.enc.encode_batch(docs, os.cpu_count() or 1, False)  # as the adapter does
             else:
                 ad.tok.encode_batch_fast(docs, add_special_tokens=False)
             bare.append(time.perf_counter() - t)

@@ -195,10 +195,11 @@ class Alignment:
     word_known: np.ndarray  # bool per word
 
 
-def per_doc_sum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Sum of ``values[offsets[i]:offsets[i+1]]`` per document (empty documents give 0)."""
-    cs = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(values, out=cs[1:])
+def per_doc_sum(values: np.ndarray, offsets: np.ndarray, dtype=np.int64) -> np.ndarray:
+    """Sum of ``values[offsets[i]:offsets[i+1]]`` per document (empty documents give 0).
+    With ``dtype=np.uint64`` the sums wrap modulo 2**64 (used for hashes)."""
+    cs = np.zeros(len(values) + 1, dtype=dtype)
+    np.cumsum(values, out=cs[1:], dtype=dtype)
     return cs[offsets[1:]] - cs[offsets[:-1]]
 
 
@@ -211,68 +212,92 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
 
 
+# Round trip by hashing: every byte b at position j contributes R[b] * Binv**j (mod 2**64), so
+# the hash of text[s:e] is Q[e] - Q[s] with Q a prefix sum, and a token's bytes placed at s hash
+# to Binv**s * h(token). Equal hashes <=> equal bytes, up to a 2**-64 collision chance.
+_HASH_B_INV = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible mod 2**64
+_HASH_R = np.random.default_rng(20231).integers(1, 2**63, size=256, dtype=np.uint64) * 2 + 1
+
+
+def _powers(n: int) -> np.ndarray:
+    w = np.full(n, _HASH_B_INV, dtype=np.uint64)
+    if n:
+        w[0] = 1
+    with np.errstate(over="ignore"):
+        return np.cumprod(w, dtype=np.uint64)
+
+
+def text_hash_prefix(pool: TextPool) -> tuple[np.ndarray, np.ndarray]:
+    """(W, Q): W[j] = Binv**j, Q[i] = Σ_{j<i} R[text[j]] * W[j] (mod 2**64); cached per pool."""
+    cached = getattr(pool, "_hash_prefix", None)
+    if cached is None:
+        n = len(pool.text_bytes)
+        w = _powers(n + 1)
+        with np.errstate(over="ignore"):
+            q = np.zeros(n + 1, dtype=np.uint64)
+            np.cumsum(_HASH_R[pool.text_bytes] * w[:n], out=q[1:], dtype=np.uint64)
+        cached = (w, q)
+        pool._hash_prefix = cached  # noqa: SLF001
+    return cached
+
+
+def token_hashes(adapter: TokenizerAdapter) -> np.ndarray:
+    """h[id] = Σ_k R[byte_k] * Binv**k over the token's bytes (mod 2**64); cached per adapter."""
+    cached = getattr(adapter, "_token_hashes", None)
+    if cached is None:
+        flat, starts = adapter.byte_table
+        lens = adapter.token_bytes_len.astype(np.int64)
+        k = _ranges(lens)
+        w = _powers(int(lens.max()) + 1 if len(lens) else 1)
+        offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        with np.errstate(over="ignore"):
+            cached = per_doc_sum(_HASH_R[flat] * w[k], offsets, dtype=np.uint64)
+        adapter._token_hashes = cached  # noqa: SLF001
+    return cached
+
+
 def align_bytes(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded,
-                docs_mask: np.ndarray, chunk_bytes: int = 1 << 24) -> Alignment:
+                docs_mask: np.ndarray) -> Alignment:
     """Byte-level alignment for documents in ``docs_mask`` of a byte-exact tokenizer.
 
-    Token byte lengths (a lookup table) give every token's start offset; a document is aligned
-    when its token lengths sum to its byte length, and its round trip is exact when the gathered
-    token bytes equal the document's bytes (compared with numpy, no decode call).
+    Token byte lengths (a lookup table) give every token's start offset in the text; a document
+    is aligned when its token lengths sum to its byte length; its round trip is exact when each
+    token's bytes equal the text under it (compared by position-weighted hashes, no decode).
     """
-    tl_all = adapter.token_bytes_len[enc.ids].astype(np.int64)
     counts = enc.counts
-    doc_tok_bytes = per_doc_sum(tl_all, enc.offsets)
-    aligned = docs_mask & (doc_tok_bytes == pool.doc_bytes)
-    flat, tab_start = adapter.byte_table
-    n_text = len(pool.text_bytes)
-    is_boundary = np.zeros(n_text + 1, dtype=bool)
-    mismatched: list[np.ndarray] = []
-    # Process documents in chunks so index arrays stay bounded.
-    doc_idx = np.flatnonzero(aligned)
-    i = 0
-    while i < len(doc_idx):
-        j = i
-        acc = 0
-        while j < len(doc_idx) and (acc < chunk_bytes or j == i):
-            acc += int(pool.doc_bytes[doc_idx[j]])
-            j += 1
-        chunk = doc_idx[i:j]
-        i = j
-        tok_counts = counts[chunk]
-        tok_pos = np.repeat(enc.offsets[chunk], tok_counts) + _ranges(tok_counts)
-        ids = enc.ids[tok_pos]
-        tl = tl_all[tok_pos]
-        within = np.cumsum(tl) - tl
-        base = _first_or_zero(within, tok_counts)  # per doc: cumsum value at its first token
-        starts = np.repeat(pool.doc_byte_start[chunk] - base, tok_counts) + within
-        is_boundary[starts] = True
-        # round trip: gathered token bytes vs the text
-        total = int(tl.sum())
-        if total:
-            k = _ranges(tl)
-            src = np.repeat(tab_start[ids], tl) + k
-            dst = np.repeat(starts, tl) + k
-            bad = np.flatnonzero(flat[src] != pool.text_bytes[dst])
-            if bad.size:
-                bad_docs = np.searchsorted(pool.doc_byte_start, dst[bad], side="right") - 1
-                mismatched.append(np.unique(bad_docs))
-    word_known = aligned[pool.word_doc]
+    tl = adapter.token_bytes_len[enc.ids].astype(np.int64)
+    aligned = docs_mask & (per_doc_sum(tl, enc.offsets) == pool.doc_bytes)
+    n_tok = len(tl)
+    # start offsets: cumulative token lengths + a per-document correction to the doc's start
+    starts = np.zeros(n_tok, dtype=np.int64)
+    if n_tok:
+        np.cumsum(tl[:-1], out=starts[1:])
+        nonempty = np.flatnonzero(counts > 0)
+        first = enc.offsets[:-1][nonempty]
+        corr = pool.doc_byte_start[nonempty] - starts[first]
+        delta = np.zeros(n_tok, dtype=np.int64)
+        delta[first] = np.diff(corr, prepend=0)
+        starts += np.cumsum(delta)
+    tok_ok = np.repeat(aligned, counts) if not aligned.all() else None
+    s = starts if tok_ok is None else starts[tok_ok]
+    ids = enc.ids if tok_ok is None else enc.ids[tok_ok]
+    e = s + (tl if tok_ok is None else tl[tok_ok])
+    is_boundary = np.zeros(len(pool.text_bytes) + 1, dtype=bool)
+    is_boundary[s] = True
+    w, q = text_hash_prefix(pool)
+    with np.errstate(over="ignore"):
+        bad = np.flatnonzero((q[e] - q[s]) != w[s] * token_hashes(adapter)[ids])
+    if bad.size:
+        tok_index = np.flatnonzero(tok_ok)[bad] if tok_ok is not None else bad
+        mism = np.unique(np.searchsorted(enc.offsets, tok_index, side="right") - 1)
+    else:
+        mism = np.zeros(0, dtype=np.int64)
     cb = np.cumsum(is_boundary, dtype=np.int32)
     ws, we = pool.word_byte_start, pool.word_byte_end
-    # boundaries at positions ws+1 .. we-1 (strictly inside the word)
-    inside = cb[np.maximum(we - 1, ws)] - cb[ws]
-    mism = np.unique(np.concatenate(mismatched)) if mismatched else np.zeros(0, dtype=np.int64)
+    inside = cb[np.maximum(we - 1, ws)] - cb[ws]  # boundaries at ws+1 .. we-1
     return Alignment(aligned=aligned, mismatched_docs=mism, word_continued=inside > 0,
-                     word_known=word_known)
-
-
-def _first_or_zero(within: np.ndarray, tok_counts: np.ndarray) -> np.ndarray:
-    """The exclusive-cumsum value at each document's first token (0 for empty docs)."""
-    first = np.cumsum(tok_counts) - tok_counts
-    out = np.zeros(len(tok_counts), dtype=np.int64)
-    nz = tok_counts > 0
-    out[nz] = within[first[nz]]
-    return out
+                     word_known=aligned[pool.word_doc])
 
 
 def continued_from_offsets(pool: TextPool, enc: Encoded, docs: np.ndarray) -> tuple[np.ndarray,

@@ -267,3 +267,22 @@ def test_roundtrip_respects_each_tokenizers_own_normalisation():
     assert qwen.normalize(docs[0]) == unicodedata.normalize("NFC", docs[0])
     for ad in (qwen, load_reference("o200k"), load_reference("llama3")):
         assert measure(ad, pool, SPEC)["roundtrip_errors"] == 0, ad.name
+
+
+def test_byte_path_round_trip_catches_a_wrong_byte():
+    """The hashed comparison finds a token whose bytes differ from the text under it (same
+    length, so the alignment itself still holds)."""
+    ad = load_reference("gpt2")
+    surfaces, special = ad.table
+    hello = ad.encode_batch(["Hello"]).ids.tolist()
+    assert hello == [15496]
+    wrong = list(surfaces)
+    wrong[15496] = b"Jello"
+    ad.__dict__["table"] = (wrong, special)
+    docs = ["Say Hello, world", "nothing to see", "Hello again"]
+    pool = M.build_pool(docs)
+    al = M.align_bytes(pool, ad, ad.encode_batch(docs), np.ones(3, dtype=bool))
+    assert al.aligned.all()
+    assert al.mismatched_docs.tolist() == [2]  # "Hello" at a doc start is its own token
+    r = measure(ad, pool, SPEC)
+    assert r["roundtrip_errors"] == 1

@@ -517,7 +517,8 @@ def finish(plan: DedupPlan, progress: Progress = no_progress, started: float | N
                                  "run its task (run_shard) before finish")
 
     progress(0, 3, "LSH: grouping buckets")
-    a, b = candidate_pairs(ws, [_shard_paths(plan, r.shard)[1] for r in plan.shards], temp_dir=tmp)
+    a, b = candidate_pairs(ws, [ws.full_uri(_shard_paths(plan, r.shard)[1]) for r in plan.shards],
+                           temp_dir=tmp)
     n_candidates = len(a)
     nodes = np.unique(np.concatenate([a, b])) if len(a) else np.zeros(0, np.int64)
     sigs, row_of, emptied_idx = _load_signatures(ws, plan, spec.num_perm, nodes)
@@ -605,6 +606,10 @@ def finish(plan: DedupPlan, progress: Progress = no_progress, started: float | N
     ws.set_ref(plan.corpus, "latest", plan.snapshot_id)
     try:
         ws.fs.rm(plan.work_dir, recursive=True)
+        if not ws.is_local:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
     except OSError:
         pass
     progress(3, 3, "done")

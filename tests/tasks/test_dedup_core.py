@@ -244,3 +244,15 @@ def test_bad_input_is_a_clear_error(workspace, paras):
         with pytest.raises(BadInputError, match=msg):
             validate_spec(DedupSpec, bad, "dedup")
     assert workspace.list_snapshots("none") == []
+
+
+def test_fsspec_workspace_gives_the_same_result(tmp_path, paras):
+    texts = paras[:12] + paras[:3] + [typo_edit(p, 1, near_end=True) for p in paras[3:6]]
+    local, remote = Workspace(tmp_path / "ws"), Workspace(f"memory://dedup-test-{tmp_path.name}")
+    for ws in (local, remote):
+        make_snapshot(ws, "legal", texts)
+    a, b = dedup(local, DedupSpec(corpus="legal")), dedup(remote, DedupSpec(corpus="legal"))
+    assert b.dataset_path.startswith("memory://") and a.snapshot_id == b.snapshot_id
+    assert (b.exact_duplicates, b.near_duplicates, b.kept) == (a.exact_duplicates,
+                                                               a.near_duplicates, a.kept) == (3, 3, 12)
+    assert remote.snapshot("legal", b.snapshot_id).dataset("clusters").to_table().num_rows == 18

@@ -25,8 +25,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import unicodedata
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,7 +51,7 @@ from tokenfoundry.storage.workspace import (
     read_part,
 )
 from tokenfoundry.tasks.ingest.langid import UNDETERMINED, identify
-from tokenfoundry.tasks.ingest.normalise import CONTROL
+from tokenfoundry.tasks.ingest.normalise import normalise_text
 from tokenfoundry.tasks.ingest.quality import alpha_fraction, repeated_line_fraction
 from tokenfoundry.tasks.ingest.readers import Records, excerpt_of, open_raw, read_unit
 from tokenfoundry.tasks.progress import Progress, no_progress
@@ -293,20 +291,6 @@ def _buffers(arr: pa.Array) -> tuple[np.ndarray, memoryview, np.ndarray]:
     return offs, data, data_np
 
 
-def normalise_row(s: str, form: str, controls: bool = True) -> str:
-    """The per-row normalisation (same steps as ``normalise.normalise_text``); ``controls``
-    False skips the CR/control steps for a row known to hold none."""
-    if s.startswith("\ufeff"):
-        s = s[1:]
-    if controls and "\r" in s:
-        s = s.replace("\r\n", "\n").replace("\r", "\n")
-    if not s.isascii() and not unicodedata.is_normalized(form, s):
-        s = unicodedata.normalize(form, s)
-    if controls and CONTROL.search(s):
-        s = CONTROL.sub("", s)
-    return s
-
-
 def process_records(records: Records, source: str, spec: IngestSpec) -> _Batch:
     """Normalise, filter, identify and hash one batch of records.
 
@@ -339,7 +323,7 @@ def process_records(records: Records, source: str, spec: IngestSpec) -> _Batch:
     changed: dict[int, str] = {}
     for i in np.flatnonzero(dirty).tolist():
         s0 = str(data[o[i]:o[i + 1]], "utf-8")
-        s = normalise_row(s0, form, bool(has_ctrl[i]))
+        s = normalise_text(s0, form, bool(has_ctrl[i]))
         if s != s0:
             changed[i] = s
             n_bytes[i] = len(s.encode("utf-8"))

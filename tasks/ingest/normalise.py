@@ -15,14 +15,18 @@ import unicodedata
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def normalise_text(text: str, form: str = "NFC") -> str:
-    """The normalised form of one text (see the module docstring for the steps)."""
+def normalise_text(text: str, form: str = "NFC", controls: bool = True) -> str:
+    """The normalised form of one text (see the module docstring for the steps).
+
+    ``controls=False`` skips the line-ending and control-character steps, for a text already
+    known to hold no control character (the core screens whole batches for them at once).
+    """
     if text.startswith("\ufeff"):
         text = text[1:]
-    if "\r" in text:
+    if controls and "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not unicodedata.is_normalized(form, text):
+    if not text.isascii() and not unicodedata.is_normalized(form, text):  # ASCII: NFC and NFKC
         text = unicodedata.normalize(form, text)
-    if CONTROL.search(text):
+    if controls and CONTROL.search(text):
         text = CONTROL.sub("", text)
     return text

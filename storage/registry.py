@@ -502,12 +502,15 @@ class Registry:
                 out[a] = v
         return out
 
-    def resolve(self, ref: str) -> tuple[str, int]:
-        """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` -> (name, version), committed."""
+    def resolve(self, ref: str, check: bool = True) -> tuple[str, int]:
+        """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` -> (name, version), committed.
+
+        ``check=False`` skips the existence check of an explicit version (for callers that read
+        its manifest next, which fails the same way)."""
         name, sel = parse_ref(ref)
         if sel.isdigit():
             v = int(sel)
-            if not self._exists(posixpath.join(self.version_path(name, v), MANIFEST)):
+            if check and not self._exists(posixpath.join(self.version_path(name, v), MANIFEST)):
                 known = self.versions(name)
                 raise BadInputError(
                     f"{ref}: no such version in registry {self.uri} "
@@ -807,7 +810,7 @@ class Registry:
 
     def verify(self, ref: str, progress: Progress = _no_progress) -> VerifyResult:
         """Re-hash every file of a version; problems name the file (also unexpected files)."""
-        name, v = self.resolve(ref)
+        name, v = self.resolve(ref, check=False)
         raw, m = self._checked_manifest(name, v)
         base = self.version_path(name, v)
         count = _Counter(m.total_bytes, f"verify {name}@{v}", progress)
@@ -854,7 +857,7 @@ class Registry:
         file and leaves nothing behind.
         """
         t0 = time.perf_counter()
-        name, v = self.resolve(ref)
+        name, v = self.resolve(ref, check=False)
         raw, m = self._checked_manifest(name, v)
         key = hashlib.sha256(raw).hexdigest()
         cdir = cache_root() / "versions" / key
@@ -996,7 +999,7 @@ class Registry:
                       progress: Progress = _no_progress) -> ExportResult:
         """Write ``NAME@VERSION`` as a tar.gz: ``<name>-<version>/manifest.json`` + its files,
         every file verified while it is written (a tampered version is not exported)."""
-        name, v = self.resolve(ref)
+        name, v = self.resolve(ref, check=False)
         raw, m = self._checked_manifest(name, v)
         label = f"{name}@{v}"
         out = Path(to).absolute()

@@ -286,7 +286,7 @@ def test_round_trip_property_local(tmp_path, tree):
     _round_trip(str(run / "a"), str(run / "b"), tree)
 
 
-@settings(max_examples=5, deadline=None,
+@settings(max_examples=4, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(tree=_tree)
 def test_round_trip_property_s3(moto_s3, tree):

@@ -81,7 +81,7 @@ def ingest_command(
         help="gettext: also keep each msgid (source-language text, lang 'en') \\[default: off].")
     ] = None,
     workers: Annotated[int | None, typer.Option(
-        help="Worker processes for the direct path \\[default: one per core for inputs of 64 MB "
+        help="Worker threads for the direct path \\[default: one per core for inputs of 64 MB "
         "or more with several units, else 1]. The snapshot is the same for any number.")
     ] = None,
     strict: Annotated[bool, typer.Option(

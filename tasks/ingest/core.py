@@ -565,7 +565,7 @@ def reuse_if_committed(ws: Workspace, plan: IngestPlan) -> IngestResult | None:
 
 
 def default_workers(plan: IngestPlan) -> int:
-    """Worker processes for the direct path: one per core for big multi-unit plans, else 1."""
+    """Worker threads for the direct path: one per core for big multi-unit plans, else 1."""
     if len(plan.units) < 2 or plan.total_bytes < PARALLEL_MIN_BYTES:
         return 1
     return max(1, min(os.cpu_count() or 1, len(plan.units), 8))
@@ -575,8 +575,10 @@ def ingest(ws: Workspace, spec: IngestSpec, progress: Progress = no_progress,
            workers: int | None = None) -> IngestResult:
     """Ingest ``spec.sources`` into a snapshot of ``spec.corpus`` (or return the committed one).
 
-    ``workers`` > 1 runs units in that many worker processes (default: one per core when the
-    plan has several units and at least 64 MB); the snapshot is the same for any number.
+    ``workers`` > 1 runs units on that many threads (default: one per core when the plan has
+    several units and at least 64 MB). The heavy parts - pyarrow's JSON parser, the Parquet
+    writer, compression, numpy screening, hashing - release the GIL, so threads overlap them
+    without the start-up cost of processes. The snapshot is the same for any number.
     """
     plan = plan_ingest(spec)
     reused = reuse_if_committed(ws, plan)
@@ -586,7 +588,7 @@ def ingest(ws: Workspace, spec: IngestSpec, progress: Progress = no_progress,
     total = max(1, plan.total_bytes)
     n = default_workers(plan) if workers is None else max(1, workers)
     if n > 1:
-        infos = _run_in_processes(ws, plan, n, progress, total)
+        infos = _run_in_threads(ws, plan, n, progress, total)
     else:
         base = 0
         infos = []
@@ -608,44 +610,25 @@ def _unit_bytes(unit: IngestUnit) -> int:
     return (unit.end if unit.end is not None else unit.size) - unit.start
 
 
-def _worker_init(parent: int) -> None:
-    """Worker processes exit when their parent dies (kill -9 included), so no orphan keeps
-    writing shards of a unit that a re-run is redoing."""
+def _run_in_threads(ws: Workspace, plan: IngestPlan, workers: int, progress: Progress,
+                    total: int) -> list[dict[str, Any]]:
     import threading
-    import time
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:
-                os._exit(1)
-            time.sleep(0.1)
+    lock = threading.Lock()
+    done_per_unit: dict[str, float] = {}
 
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+    def run(unit: IngestUnit) -> dict[str, Any]:
+        ub = _unit_bytes(unit)
 
+        def report(d: float, t: float | None, msg: str = "") -> None:
+            with lock:
+                done_per_unit[unit.name] = min(d, ub)
+                progress(sum(done_per_unit.values()), total, msg)
 
-def _unit_in_worker(ws_uri: str, plan: dict[str, Any], unit: dict[str, Any]) -> dict[str, Any]:
-    p = IngestPlan.model_validate(plan)
-    return ingest_unit(Workspace(ws_uri), p, IngestUnit.model_validate(unit))
+        return ingest_unit(ws, plan, unit, progress=report)
 
-
-def _run_in_processes(ws: Workspace, plan: IngestPlan, workers: int, progress: Progress,
-                      total: int) -> list[dict[str, Any]]:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    head = {**plan.model_dump(mode="json"), "units": []}
-    uri = ws.root if ws.is_local else ws.uri
-    done = 0
-    infos: dict[str, dict[str, Any]] = {}
-    # spawn, not fork: the parent may hold pyarrow/Prefect threads, which fork does not copy.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init, initargs=(os.getpid(),)) as ex:
-        futures = {ex.submit(_unit_in_worker, uri, head, u.model_dump(mode="json")): u
-                   for u in plan.units}
-        progress(0, total, f"{len(plan.units)} units on {workers} processes")
-        for fut in as_completed(futures):
-            unit = futures[fut]
-            infos[unit.name] = fut.result()
-            done += _unit_bytes(unit)
-            progress(done, total, posixpath.basename(unit.path))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as ex:
+        futures = {ex.submit(run, u): u for u in plan.units}
+        infos = {futures[f].name: f.result() for f in as_completed(futures)}
     return [infos[u.name] for u in plan.units]

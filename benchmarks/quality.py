@@ -227,14 +227,15 @@ def bench_multilingual(work: Path, vocab: int, fraction: float = 0.1, alpha: flo
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_throughput(work: Path, tokenizer: Path | None, repeats: int = 3) -> dict:
+def bench_throughput(work: Path, tokenizer: Path | None, repeats: int = 2, scale: int = 1
+                     ) -> dict:
     """All-metrics time vs bare encode_batch on the full legal corpus, per tokenizer."""
     from tokenfoundry.tasks.evaluate import metrics as M
     from tokenfoundry.tasks.evaluate.adapters import load_reference, load_tokenizer
     from tokenfoundry.tasks.evaluate.core import measure
 
     corpus, _ = legal_data(work / "legal", 0.1)
-    docs = pq.read_table(corpus, columns=["text"]).column("text").to_pylist() * 3  # ~18 MB
+    docs = pq.read_table(corpus, columns=["text"]).column("text").to_pylist() * scale  # 6 MB each
     nbytes = sum(len(d.encode()) for d in docs)
     print(f"[throughput] {len(docs)} documents, {nbytes / 1e6:.1f} MB")
     t0 = time.perf_counter()
@@ -285,6 +286,8 @@ def main() -> None:
     ap.add_argument("--ml-vocab", type=int, default=65536)
     ap.add_argument("--ml-alpha", type=float, default=0.3)
     ap.add_argument("--parity-aware", action="store_true")
+    ap.add_argument("--throughput-scale", type=int, default=1,
+                    help="repeat the legal corpus this many times for the throughput run")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
     work = Path(args.work)
@@ -297,7 +300,8 @@ def main() -> None:
                                                      parity_aware=args.parity_aware)
     if "throughput" in only:
         tok = work / "legal" / f"legal-superbpe-{args.legal_super_vocab}" / "tokenizer.json"
-        results["throughput"] = bench_throughput(work, tok if tok.is_file() else None)
+        results["throughput"] = bench_throughput(work, tok if tok.is_file() else None,
+                                                 scale=args.throughput_scale)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
 

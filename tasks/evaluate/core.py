@@ -192,9 +192,16 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> 
     bf = int(freq[adapter.byte_fallback_mask].sum())
     total_words = int(pool.doc_words.sum())
     known = int(word_known.sum())
+    n_cont = int((word_cont & word_known).sum())
 
     def groups(codes: np.ndarray, names: list[str]) -> dict[str, dict[str, float | None]]:
         k = len(names)
+        if k == 1:  # one group: the totals (no per-word pass)
+            return {names[0]: {"docs": float(pool.n_docs), "n_tokens": float(n_tok),
+                               "bytes_per_token": _ratio(pool.total_bytes, n_tok),
+                               "chars_per_token": _ratio(int(pool.doc_chars.sum()), n_tok),
+                               "fertility": _ratio(n_tok, total_words),
+                               "continued_word_rate": _ratio(n_cont, known)}}
         tok = np.bincount(codes, weights=counts, minlength=k)
         byt = np.bincount(codes, weights=pool.doc_bytes, minlength=k)
         chs = np.bincount(codes, weights=pool.doc_chars, minlength=k)
@@ -218,7 +225,7 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> 
         "bytes_per_token": _ratio(pool.total_bytes, n_tok),
         "chars_per_token": _ratio(int(pool.doc_chars.sum()), n_tok),
         "fertility": _ratio(n_tok, total_words),
-        "continued_word_rate": _ratio(int((word_cont & word_known).sum()), known),
+        "continued_word_rate": _ratio(n_cont, known),
         "vocab_utilization": _ratio(n_types, n_regular),
         "renyi_efficiency": M.renyi_efficiency(reg_freq, spec.renyi_alpha),
         "renyi_efficiency_full_vocab": M.renyi_efficiency(reg_freq, spec.renyi_alpha, n_regular),

@@ -8,11 +8,8 @@ is embedded below for non-editable installs; a test keeps the two equal).
 
 from __future__ import annotations
 
-import glob
 import os
-import site
 import sys
-import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -21,74 +18,6 @@ import typer
 from tokenfoundry.flows.cli.app import WorkspaceOpt, app, cli_errors, err, out
 
 QUICKSTART_FILE = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
-
-#: Placeholders a source may hold, resolved on this machine at run time.
-PLACEHOLDERS = ("${DIST_INFO_LICENCES}", "${SITE_PACKAGES}")
-
-
-def site_packages_dirs() -> list[str]:
-    dirs = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
-            *getattr(site, "getsitepackages", lambda: [])()]
-    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
-
-
-def dist_info_licences() -> list[str]:
-    """Licence files of installed distributions (``*.dist-info/LICENSE*``, ``licenses/*``)."""
-    found: list[str] = []
-    for sp in site_packages_dirs():
-        for pat in ("*.dist-info/LICEN[CS]E*", "*.dist-info/COPYING*",
-                    "*.dist-info/licenses/**/*", "*.dist-info/licences/**/*"):
-            found += [p for p in glob.glob(os.path.join(sp, pat), recursive=True)
-                      if os.path.isfile(p) and os.path.getsize(p) > 0]
-    return sorted(dict.fromkeys(found))
-
-
-def resolve_machine_sources(spec: Any, where: str, drop_missing: bool = False) -> Any:
-    """Expand ``${DIST_INFO_LICENCES}`` / ``${SITE_PACKAGES}`` in corpus sources; with
-    ``drop_missing``, leave out sources (and corpora) this machine does not have."""
-    from tokenfoundry.schemas.errors import BadInputError
-    from tokenfoundry.schemas.pipeline import PipelineSpec, validate_pipeline
-
-    data = spec.model_dump(mode="json") if isinstance(spec, PipelineSpec) else dict(spec)
-    changed = False
-    corpora = []
-    dropped: list[str] = []
-    for c in data["corpora"]:
-        sources: list[str] = []
-        for s in c["sources"]:
-            if s == "${DIST_INFO_LICENCES}":
-                sources += dist_info_licences()
-                changed = True
-            elif "${SITE_PACKAGES}" in s:
-                sp = site_packages_dirs()
-                if sp:
-                    sources.append(s.replace("${SITE_PACKAGES}", sp[0]))
-                changed = True
-            elif drop_missing and not s.startswith(("s3://", "gs://", "http")) \
-                    and not os.path.exists(s):
-                dropped.append(s)
-                changed = True
-            else:
-                sources.append(s)
-        if sources:
-            corpora.append({**c, "sources": sources})
-        else:
-            dropped.append(f"corpus {c['corpus']}")
-            changed = True
-    if not changed:
-        return spec
-    if dropped:
-        err.print(f"[yellow]not on this machine, skipped:[/] {', '.join(dropped)}")
-    names = {c["corpus"] for c in corpora}
-    if not corpora:
-        raise BadInputError(f"{where}: none of the quickstart's sources exist on this machine")
-    data["corpora"] = corpora
-    data["train"] = {**data["train"], "corpora": [c for c in data["train"]["corpora"]
-                                                  if c in names]}
-    if data.get("evaluate", {}).get("corpora"):
-        data["evaluate"]["corpora"] = [c for c in data["evaluate"]["corpora"] if c in names]
-    return validate_pipeline(data, where)
-
 
 def quickstart_spec() -> Any:
     """The quickstart PipelineSpec, machine sources resolved."""
@@ -100,8 +29,11 @@ def quickstart_spec() -> Any:
         text, where = QUICKSTART_FILE.read_text(encoding="utf-8"), str(QUICKSTART_FILE)
     else:
         text, where = QUICKSTART_YAML, "quickstart (embedded)"
+    from tokenfoundry.flows.pipeline import resolve_machine_sources
+
     spec = validate_pipeline(yaml.safe_load(text), where)
-    return resolve_machine_sources(spec, where, drop_missing=True)
+    return resolve_machine_sources(spec, where, drop_missing=True,
+                                   warn=lambda m: err.print(f"[yellow]{m}[/]"))
 
 
 @app.command("quickstart")
@@ -156,6 +88,7 @@ corpora:
     sources:
       - /usr/share/common-licenses
       - ${DIST_INFO_LICENCES}
+    format: txt                 # licence files: LICENSE, COPYING, LICENSE.APACHE, ... are text
     lang: en
     min_chars: 200
   - corpus: gettext             # UI messages in four languages and three scripts

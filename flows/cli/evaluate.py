@@ -98,6 +98,13 @@ def evaluate_cmd(
     }
     spec = validate_spec(EvaluateSpec, data, "tokenfoundry evaluate")
     dest = out_dir or str(Path(workspace) / "evaluations" / spec.spec_hash()[:12])
+    # cheap checks before anything starts (a Prefect flow takes seconds to start)
+    for p in spec.texts:
+        if not Path(p).exists():
+            raise BadInputError(f"--text {p}: no such file or directory")
+    if spec.parallel and not Path(spec.parallel).is_file():
+        raise BadInputError(f"--parallel {spec.parallel}: no such file; give a Parquet file "
+                            "with columns seg_id, lang, text")
     if flow:
         from tokenfoundry.flows.evaluate import evaluate_flow
 

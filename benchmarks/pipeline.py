@@ -49,8 +49,9 @@ def _spec(small: bool):
     return spec
 
 
-def baseline(spec, root: Path) -> dict[str, float]:
-    """The cores, called directly, each timed."""
+def baseline(spec, root: Path, args_workers: int = 1) -> dict[str, float]:
+    """The cores, called directly with their defaults (as the direct CLI path calls them; dedup
+    ``workers=1`` like ``tokenfoundry dedup``), each timed."""
     from tokenfoundry.storage.workspace import Workspace
     from tokenfoundry.tasks.dedup.core import dedup
     from tokenfoundry.tasks.evaluate.core import evaluate
@@ -67,7 +68,7 @@ def baseline(spec, root: Path) -> dict[str, float]:
         t[f"ingest {c.corpus}"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         d = dedup(ws, spec.dedup_spec(c.corpus, snapshot=r.snapshot_id),
-                  workers=os.cpu_count() or 1)
+                  workers=args_workers)
         t[f"dedup {c.corpus}"] = time.perf_counter() - t0
         snaps[c.corpus] = d.snapshot_id
     out = root / "train"
@@ -92,6 +93,8 @@ def main() -> int:
     ap.add_argument("--small", action="store_true", help="licences + one gettext catalog only")
     ap.add_argument("--no-dask", action="store_true", help="skip the Dask vs threads figure")
     ap.add_argument("--keep", action="store_true", help="keep the temporary workspaces")
+    ap.add_argument("--dedup-workers", type=int, default=1,
+                    help="processes of the baseline's dedup core (default 1, its default)")
     args = ap.parse_args()
     _env()
     spec = _spec(args.small)
@@ -101,7 +104,7 @@ def main() -> int:
           flush=True)
 
     t0 = time.perf_counter()
-    base = baseline(spec, tmp / "bare")
+    base = baseline(spec, tmp / "bare", args.dedup_workers)
     bare = time.perf_counter() - t0
     print(f"baseline (bare cores): {bare:.1f} s  " + ", ".join(f"{k} {v:.1f}" for k, v in
                                                             base.items()), flush=True)

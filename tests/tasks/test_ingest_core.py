@@ -278,3 +278,29 @@ def test_jsonl_fast_path_equals_the_per_line_path(workspace, tmp_path, monkeypat
     assert rows[-4]["text"] == "caf\u00e9 au lait" and rows[-3]["text"] == "tab\there\nCRLF"
     assert rows[-2]["text"] == "bell" and rows[-1]["text"] == "xy"
     assert rows[0]["source_id"] == "0" and rows[0]["lang"] == "und" and rows[1]["lang"] == "und"
+
+
+def test_language_id_backends_agree_on_real_gettext_text(tmp_path):
+    """fastText (default) and py3langid identify real translated strings the same way."""
+    from tokenfoundry.tasks.ingest.langid import identify
+
+    import gettext
+    from pathlib import Path
+
+    checked = 0
+    for lang in ["de", "fr", "es", "it", "pt"]:
+        mos = sorted(Path(f"/usr/share/locale/{lang}/LC_MESSAGES").glob("*.mo"),
+                     key=lambda p: -p.stat().st_size)
+        if not mos:
+            continue
+        with open(mos[0], "rb") as fh:
+            cat = gettext.GNUTranslations(fh)._catalog
+        text = " ".join(v for k, v in cat.items()
+                        if k and isinstance(v, str) and len(v) > 20 and v != k)[:2000]
+        if len(text) < 200:
+            continue
+        assert identify(text)[0] == lang
+        assert identify(text, backend="py3langid")[0] == lang
+        checked += 1
+    assert checked >= 3
+    assert identify("12345 67 -- ++") == ("und", 0.0)

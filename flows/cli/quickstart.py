@@ -44,8 +44,9 @@ def quickstart_command(workspace: WorkspaceOpt = "./workspace") -> None:
 
     Example: tokenfoundry quickstart --workspace /tmp/tf
     """
-    from tokenfoundry.flows.cli.run import print_summary, run_with_progress
+    from tokenfoundry.flows.cli.run import prepare_prefect_env, print_summary, run_with_progress
 
+    prepare_prefect_env()  # before Prefect is first imported (it reads settings at import)
     spec = quickstart_spec()
     n_src = sum(len(c.sources) for c in spec.corpora)
     err.print(f"[bold]tokenfoundry quickstart[/]: {len(spec.corpora)} corpora from {n_src} "

@@ -552,10 +552,9 @@ def _fmt(v: Any) -> str:
 
 #: Metrics in the report and the CLI table: (key, header).
 REPORT_METRICS = [
-    ("vocab_size", "vocab"), ("bytes_per_token", "bytes/token"), ("chars_per_token", "chars/token"),
-    ("fertility", "fertility"), ("nsl", "NSL"), ("renyi_efficiency", "Rényi eff."),
-    ("vocab_utilization", "vocab used"), ("parity", "parity"), ("roundtrip_errors", "roundtrip errs"),
-    ("encode_mb_per_s", "MB/s"),
+    ("vocab_size", "vocab"), ("bytes_per_token", "B/tok"), ("fertility", "fert."),
+    ("nsl", "NSL"), ("renyi_efficiency", "Rényi"), ("vocab_utilization", "used"),
+    ("parity", "parity"), ("roundtrip_errors", "rt err"), ("encode_mb_per_s", "MB/s"),
 ]
 
 

@@ -124,14 +124,19 @@ def print_summary(result: dict[str, Any]) -> None:
 
     rows = metrics_rows(result.get("evaluation", {}))
     if rows:
+        from rich import box
+
         t = Table(title=f"pipeline {result.get('pipeline')}: tokenizer metrics on held-out text",
-                  title_justify="left")
-        t.add_column("tokenizer", style="bold")
-        for _k, h in REPORT_METRICS:
-            t.add_column(h, justify="right")
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        cols = [(k, h) for k, h in REPORT_METRICS if any(r[k] is not None for r in rows)]
+        t.add_column("tokenizer", style="bold", no_wrap=True)
+        for _k, h in cols:
+            t.add_column(h, justify="right", no_wrap=True)
         for r in rows:
-            t.add_row(r["tokenizer"], *[_cell(r[k]) for k, _h in REPORT_METRICS],
+            t.add_row(r["tokenizer"].replace(" (candidate)", " *"),
+                      *[_cell(r[k]) for k, _h in cols],
                       style="green" if "(candidate)" in r["tokenizer"] else None)
+        t.caption = "* candidate; NSL vs o200k; B/tok = UTF-8 bytes per token"
         out.print(t)
     gates = result.get("gates") or []
     if gates:
@@ -159,7 +164,7 @@ def _cell(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+        return f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}"
     return str(v)
 
 

@@ -137,7 +137,10 @@ def print_summary(result: dict[str, Any]) -> None:
                       *[_cell(r[k]) for k, _h in cols],
                       style="green" if "(candidate)" in r["tokenizer"] else None)
         t.caption = "* candidate; NSL vs o200k; B/tok = UTF-8 bytes per token"
-        out.print(t)
+        # Numbers are never elided: at least 110 columns, even on a narrow terminal or a pipe.
+        from rich.console import Console
+
+        (out if out.width >= 110 else Console(width=110, file=out.file)).print(t)
     gates = result.get("gates") or []
     if gates:
         g = Table(title="gates", title_justify="left")

@@ -53,15 +53,21 @@ def validate_spec(model: type[Spec], data: Any, where: str) -> Spec:
         raise BadInputError(format_validation_error(err, where)) from None
 
 
-def load_yaml_spec(model: type[Spec], path: str | Path) -> Spec:
-    """Read a YAML file and validate it; errors name the file and the key path."""
+def read_yaml_mapping(path: str | Path, what: str = "spec file", hint: str = "") -> dict[str, Any]:
+    """A YAML file's top-level mapping; BadInputError naming the file (and ``hint``) otherwise."""
     p = Path(path)
     if not p.is_file():
-        raise BadInputError(f"{p}: no such spec file; pass the path of a pipeline YAML file")
+        raise BadInputError(f"{p}: no such {what}" + (f"; {hint}" if hint else ""))
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise BadInputError(f"{p}: not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise BadInputError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
-    return validate_spec(model, data, str(p))
+    return data
+
+
+def load_yaml_spec(model: type[Spec], path: str | Path) -> Spec:
+    """Read a YAML file and validate it; errors name the file and the key path."""
+    data = read_yaml_mapping(path, "spec file", "pass the path of a pipeline YAML file")
+    return validate_spec(model, data, str(path))

@@ -218,19 +218,11 @@ def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     ``overrides`` (e.g. ``{"runner": {"kind": "dask"}}``) are merged section by section
     before validation.
     """
-    import yaml
+    from tokenfoundry.schemas.config import read_yaml_mapping
 
-    p = Path(path)
-    if not p.is_file():
-        raise BadInputError(f"{p}: no such pipeline file; pass the path of a pipeline YAML file "
-                            "(see examples/quickstart.yaml)")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise BadInputError(f"{p}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise BadInputError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
-    return validate_pipeline(data, str(p), overrides)
+    data = read_yaml_mapping(path, "pipeline file", "pass the path of a pipeline YAML file "
+                             "(see examples/quickstart.yaml)")
+    return validate_pipeline(data, str(path), overrides)
 
 
 def validate_pipeline(data: dict[str, Any], where: str = "pipeline.yaml",

@@ -171,21 +171,9 @@ def train_command(
 
 def _spec_data(path: str) -> dict[str, Any]:
     """A TrainSpec mapping from a YAML file (a pipeline YAML contributes its ``train`` section)."""
-    from pathlib import Path
+    from tokenfoundry.schemas.config import read_yaml_mapping
 
-    import yaml
-
-    from tokenfoundry.schemas.errors import BadInputError
-
-    p = Path(path)
-    if not p.is_file():
-        raise BadInputError(f"--spec {path}: no such file; pass a TrainSpec or pipeline YAML")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise BadInputError(f"--spec {path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise BadInputError(f"--spec {path}: expected a mapping at the top level")
+    data = read_yaml_mapping(path, "--spec file", "pass a TrainSpec or pipeline YAML")
     if "train" in data and isinstance(data["train"], dict):
         data = data["train"]
     return dict(data)

@@ -78,7 +78,12 @@ from tokenfoundry.schemas.registry import (
     VersionManifest,
 )
 from tokenfoundry.storage.provenance import code_version, library_versions, utc_now
-from tokenfoundry.storage.workspace import DEFAULT_WORKSPACE, Workspace, check_name
+from tokenfoundry.storage.workspace import (
+    DEFAULT_WORKSPACE,
+    Workspace,
+    atomic_write_bytes,
+    check_name,
+)
 
 MANIFEST = "manifest.json"
 STAGING = "_staging"
@@ -400,16 +405,7 @@ class Registry:
 
     def _write(self, path: str, data: bytes) -> None:
         """Atomic replace (temp + rename locally; one PUT on object stores)."""
-        if self.local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        else:
-            self.fs.pipe_file(path, data)
+        atomic_write_bytes(self.fs, path, data)
 
     def _create_exclusive(self, path: str, data: bytes) -> bool:
         """Create ``path`` holding ``data`` unless it exists; True if we created it."""

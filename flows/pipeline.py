@@ -235,7 +235,9 @@ class _Stages:
         self.done += 1
         self.rows.append({"stage": label, "reused": reused, "seconds": round(seconds, 2),
                           "output": _headline(stage, result)})
-        if self.progress_id is not None:
+        # a reused stage takes milliseconds: one API call per finished run of work (and at the
+        # end) keeps the bar honest without making a fully reused run pay 7 round trips
+        if self.progress_id is not None and (not reused or self.done == self.total):
             update_progress_artifact(self.progress_id, progress=100.0 * self.done / self.total)
         _emit(event="stage_done", stage=stage, label=label, done=self.done, total=self.total,
               reused=reused, seconds=seconds)

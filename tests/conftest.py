@@ -31,9 +31,15 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def prefect_harness():
     """Prefect's test harness (ephemeral API on a temporary SQLite database), once per session."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90):
+    # Flow-run heartbeats feed a worker's crash detection; the harness has no worker. Their
+    # thread sleeps in 1 s steps and is joined when a flow run ends, adding a random 0-1 s to
+    # every (sub)flow run - noise that made the pipeline's rerun-time test flaky on CI.
+    # (The harness installs its own settings context, so ours goes inside it.)
+    with prefect_test_harness(server_startup_timeout=90), \
+            temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 
 

@@ -55,6 +55,15 @@ class Encoded:
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @property
+    def ids_intp(self) -> np.ndarray:
+        """The ids as numpy's index type, converted once (every lookup table gathers with it)."""
+        cached = self.__dict__.get("_ids_intp")
+        if cached is None:
+            cached = self.ids.astype(np.intp)
+            self.__dict__["_ids_intp"] = cached
+        return cached
+
     def doc(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i]:self.offsets[i + 1]]
 

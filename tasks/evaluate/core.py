@@ -153,7 +153,7 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> 
     counts = enc.counts
     n_tok = int(counts.sum())
     V = adapter.vocab_size
-    freq = np.bincount(enc.ids, minlength=V)[:V] if n_tok else np.zeros(V, dtype=np.int64)
+    freq = np.bincount(enc.ids_intp, minlength=V)[:V] if n_tok else np.zeros(V, dtype=np.int64)
     regular = ~adapter.special_mask
     n_regular = int(regular.sum())
 
@@ -216,7 +216,7 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> 
                            "fertility": _ratio(tok[i], wds[i]),
                            "continued_word_rate": _ratio(ct[i], kn[i])} for i in range(k)}
 
-    lang_u, lang_code = np.unique(pool.langs.astype(str), return_inverse=True)
+    lang_u, lang_code = pool.lang_codes()
     out = {
         "n_docs": pool.n_docs,
         "n_tokens": n_tok,

@@ -99,6 +99,14 @@ class TextPool:
     def total_bytes(self) -> int:
         return int(self.doc_bytes.sum())
 
+    def lang_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted distinct languages, code per doc); computed once per pool."""
+        cached = self.__dict__.get("_lang_codes")
+        if cached is None:
+            cached = np.unique(self.langs.astype(str), return_inverse=True)
+            self.__dict__["_lang_codes"] = cached
+        return cached
+
 
 def build_pool(docs: list[str], langs: list[str] | None = None,
                dataset: list[int] | None = None, dataset_names: list[str] | None = None) -> TextPool:
@@ -212,9 +220,11 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
 
 
-# Round trip by hashing: every byte b at position j contributes R[b] * Binv**j (mod 2**64), so
-# the hash of text[s:e] is Q[e] - Q[s] with Q a prefix sum, and a token's bytes placed at s hash
-# to Binv**s * h(token). Equal hashes <=> equal bytes, up to a 2**-64 collision chance.
+# Round trip by hashing: every byte b at position j contributes R[b] * Binv**j (mod 2**64), so a
+# document hashes to the sum over its bytes, and a token's bytes placed at s hash to
+# Binv**s * h(token). A document round-trips when its tokens' hashes sum to its own hash: equal
+# bytes give equal sums; different bytes give equal sums only by a collision of the random
+# 64-bit values R (negligible; the same test per token was used before, summed per document now).
 _HASH_B_INV = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible mod 2**64
 _HASH_R = np.random.default_rng(20231).integers(1, 2**63, size=256, dtype=np.uint64) * 2 + 1
 
@@ -227,17 +237,52 @@ def _powers(n: int) -> np.ndarray:
         return np.cumprod(w, dtype=np.uint64)
 
 
-def text_hash_prefix(pool: TextPool) -> tuple[np.ndarray, np.ndarray]:
-    """(W, Q): W[j] = Binv**j, Q[i] = Σ_{j<i} R[text[j]] * W[j] (mod 2**64); cached per pool."""
-    cached = getattr(pool, "_hash_prefix", None)
-    if cached is None:
-        n = len(pool.text_bytes)
-        w = _powers(n + 1)
+class PoolIndex:
+    """Text-side arrays of a pool that every byte-exact tokenizer's alignment reuses (built once
+    per pool, on first use). Byte positions here skip the ``"\\n"`` joining the documents, so
+    when every document is aligned a token's start is just the running sum of token lengths.
+
+    - ``doc_start``: int64 per doc + 1, start of each document (no separators);
+    - ``weights``: uint64 per position, ``Binv**j`` (the position weight of the round-trip hash);
+    - ``doc_hash``: uint64 per doc, ``Σ_j R[text[j]] * Binv**j`` over the document's bytes;
+    - ``word_inside``: int32 per position (+1 sentinel): the index of the word that position
+      lies strictly inside (``word start < j < word end``), else -1.
+    """
+
+    def __init__(self, pool: TextPool):
+        n_docs = pool.n_docs
+        self.doc_start = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(pool.doc_bytes, out=self.doc_start[1:])
+        n = int(self.doc_start[-1])
+        if n_docs > 1:  # drop the separators: they sit right before documents 1..n-1
+            sep = np.ones(len(pool.text_bytes), dtype=bool)
+            sep[pool.doc_byte_start[1:] - 1] = False
+            text = pool.text_bytes[sep]
+        else:
+            text = pool.text_bytes
+        self.weights = _powers(n + 1)
         with np.errstate(over="ignore"):
-            q = np.zeros(n + 1, dtype=np.uint64)
-            np.cumsum(_HASH_R[pool.text_bytes] * w[:n], out=q[1:], dtype=np.uint64)
-        cached = (w, q)
-        pool._hash_prefix = cached  # noqa: SLF001
+            self.doc_hash = per_doc_sum(_HASH_R[text] * self.weights[:n], self.doc_start,
+                                        dtype=np.uint64)
+        ws = pool.word_byte_start - pool.word_doc  # separators before the word's document
+        we = pool.word_byte_end - pool.word_doc
+        mark = np.zeros(n + 2, dtype=np.int32)
+        mark[ws + 1] += 1  # inside-ness: +1 after a word's first byte, -1 at its end (words
+        mark[we] -= 1  # do not overlap, so neither index array repeats a position)
+        inside = np.cumsum(mark[:n + 1], dtype=np.int32) > 0
+        wid = np.zeros(n + 1, dtype=np.int32)
+        wid[ws] = 1
+        np.cumsum(wid, out=wid)
+        self.word_inside = np.where(inside, wid - 1, -1).astype(np.int32)
+        self.n_words = len(ws)
+
+
+def pool_index(pool: TextPool) -> PoolIndex:
+    """The pool's :class:`PoolIndex`, built on first use and cached on the pool."""
+    cached = getattr(pool, "_index", None)
+    if cached is None:
+        cached = PoolIndex(pool)
+        pool._index = cached  # noqa: SLF001
     return cached
 
 
@@ -257,46 +302,50 @@ def token_hashes(adapter: TokenizerAdapter) -> np.ndarray:
     return cached
 
 
+def token_lengths64(adapter: TokenizerAdapter) -> np.ndarray:
+    """``token_bytes_len`` as int64 (gathered per token without a cast); cached per adapter."""
+    cached = getattr(adapter, "_token_len64", None)
+    if cached is None:
+        cached = adapter.token_bytes_len.astype(np.int64)
+        adapter._token_len64 = cached  # noqa: SLF001
+    return cached
+
+
 def align_bytes(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded,
                 docs_mask: np.ndarray) -> Alignment:
     """Byte-level alignment for documents in ``docs_mask`` of a byte-exact tokenizer.
 
     Token byte lengths (a lookup table) give every token's start offset in the text; a document
-    is aligned when its token lengths sum to its byte length; its round trip is exact when each
-    token's bytes equal the text under it (compared by position-weighted hashes, no decode).
+    is aligned when its token lengths sum to its byte length. Its round trip is exact when the
+    bytes its tokens stand for are the document's bytes: compared by position-weighted hashes
+    (token t placed at s hashes to ``Binv**s * h(t)``; the document's tokens must sum to the
+    document's hash), without decoding. A word is continued when a token starts strictly inside
+    it (a lookup of each token start in ``PoolIndex.word_inside``).
     """
+    idx = pool_index(pool)
+    ids = enc.ids_intp
     counts = enc.counts
-    tl = adapter.token_bytes_len[enc.ids].astype(np.int64)
-    aligned = docs_mask & (per_doc_sum(tl, enc.offsets) == pool.doc_bytes)
-    n_tok = len(tl)
-    # start offsets: cumulative token lengths + a per-document correction to the doc's start
-    starts = np.zeros(n_tok, dtype=np.int64)
-    if n_tok:
-        np.cumsum(tl[:-1], out=starts[1:])
-        nonempty = np.flatnonzero(counts > 0)
-        first = enc.offsets[:-1][nonempty]
-        corr = pool.doc_byte_start[nonempty] - starts[first]
-        delta = np.zeros(n_tok, dtype=np.int64)
-        delta[first] = np.diff(corr, prepend=0)
-        starts += np.cumsum(delta)
-    tok_ok = np.repeat(aligned, counts) if not aligned.all() else None
-    s = starts if tok_ok is None else starts[tok_ok]
-    ids = enc.ids if tok_ok is None else enc.ids[tok_ok]
-    e = s + (tl if tok_ok is None else tl[tok_ok])
-    is_boundary = np.zeros(len(pool.text_bytes) + 1, dtype=bool)
-    is_boundary[s] = True
-    w, q = text_hash_prefix(pool)
+    n_tok = len(ids)
+    tl = token_lengths64(adapter)[ids]
+    cum = np.zeros(n_tok + 1, dtype=np.int64)
+    np.cumsum(tl, out=cum[1:])
+    at_doc = cum[enc.offsets]
+    aligned = docs_mask & (np.diff(at_doc) == pool.doc_bytes)
+    if aligned.all():  # every document's tokens end where it ends: starts are the running sum
+        starts = cum[:-1]
+        keep = None
+    else:  # shift each document's tokens to its start; tokens of other documents are ignored
+        keep = np.repeat(aligned, counts)
+        starts = cum[:-1] + np.repeat(idx.doc_start[:-1] - at_doc[:-1], counts)
+        starts[~keep] = 0
     with np.errstate(over="ignore"):
-        bad = np.flatnonzero((q[e] - q[s]) != w[s] * token_hashes(adapter)[ids])
-    if bad.size:
-        tok_index = np.flatnonzero(tok_ok)[bad] if tok_ok is not None else bad
-        mism = np.unique(np.searchsorted(enc.offsets, tok_index, side="right") - 1)
-    else:
-        mism = np.zeros(0, dtype=np.int64)
-    cb = np.cumsum(is_boundary, dtype=np.int32)
-    ws, we = pool.word_byte_start, pool.word_byte_end
-    inside = cb[np.maximum(we - 1, ws)] - cb[ws]  # boundaries at ws+1 .. we-1
-    return Alignment(aligned=aligned, mismatched_docs=mism, word_continued=inside > 0,
+        contrib = idx.weights[starts] * token_hashes(adapter)[ids]
+    doc_sum = per_doc_sum(contrib, enc.offsets, dtype=np.uint64)
+    mism = np.flatnonzero(aligned & (doc_sum != idx.doc_hash))
+    inside = idx.word_inside[starts if keep is None else starts[keep]]
+    continued = np.zeros(idx.n_words + 1, dtype=bool)
+    continued[inside] = True  # -1 (not inside a word) lands on the extra last slot
+    return Alignment(aligned=aligned, mismatched_docs=mism, word_continued=continued[:-1],
                      word_known=aligned[pool.word_doc])
 
 

@@ -752,8 +752,11 @@ class Registry:
     def _publish_local(self, name, items, token, count, lineage, metrics, gates):
         stage = self._p(STAGING, f"{name}.{token}")
         marker = stage + ".json"
-        self._write(marker, json.dumps({"name": name, "token": token, "started_at": utc_now(),
-                                        "started_ts": time.time(), "pid": os.getpid()}).encode())
+        # a hint for gc only (it falls back to the directory's mtime): no fsync, no rename
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "wb") as fh:
+            fh.write(json.dumps({"name": name, "token": token, "started_at": utc_now(),
+                                 "started_ts": time.time(), "pid": os.getpid()}).encode())
         try:
             os.makedirs(stage)
 
@@ -771,7 +774,10 @@ class Registry:
                 return existing, entries, True
             v = self._claim(name, token)
             blob = self._manifest_for(name, v, entries, lineage, metrics, gates, token)
-            self._write(os.path.join(stage, MANIFEST), blob)
+            with open(os.path.join(stage, MANIFEST), "wb") as fh:  # private until the rename
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.makedirs(self._p(name), exist_ok=True)
             os.rename(stage, self.version_path(name, v))  # the commit: one atomic rename
             _fsync_dir(self._p(name))

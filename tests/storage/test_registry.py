@@ -168,6 +168,53 @@ def test_tampered_byte_fails_verify_and_pull_naming_the_file(registry_uri, token
     assert not (tmp_path / "b.tar.gz").exists()
 
 
+def _big_text_dir(out: Path, licence_dir: Path) -> Path:
+    """A version with files of several 1 MiB copy chunks (real licence text, repeated with a
+    counter so no chunk equals another) and one empty file."""
+    out.mkdir()
+    text = b"".join(p.read_bytes() for p in sorted(licence_dir.iterdir()) if p.is_file())
+    big = b"".join(b"%d\n" % i + text for i in range(1 + (5 << 20) // len(text)))[:5_300_001]
+    (out / "embeddings.bin").write_bytes(big)
+    (out / "sub").mkdir()
+    (out / "sub" / "middle.bin").write_bytes(big[: (1 << 20) + 7])
+    (out / "empty.txt").write_bytes(b"")
+    return out
+
+
+def test_multi_chunk_files_round_trip_byte_identical(registry_uri, tmp_path, licence_dir):
+    src = _big_text_dir(tmp_path / "src", licence_dir)
+    reg = Registry(registry_uri)
+    res = reg.publish("big", src)
+    m = reg.manifest("big", res.version)
+    assert {f.path: (f.size, f.sha256) for f in m.files} == {
+        rel: (len(b), hashlib.sha256(b).hexdigest()) for rel, b in fx.tree_bytes(src).items()}
+    out = Path(reg.pull(res.ref, tmp_path / "out", cache=False).path)
+    got = fx.tree_bytes(out)
+    assert got.pop("manifest.json") == reg.manifest_bytes("big", res.version)
+    assert got == fx.tree_bytes(src)
+
+
+@pytest.mark.parametrize("damage", ["grown", "truncated", "missing"])
+def test_damaged_stored_file_fails_pull_naming_it_and_leaves_nothing(
+        registry_uri, tmp_path, licence_dir, damage):
+    src = _big_text_dir(tmp_path / "src", licence_dir)
+    reg = Registry(registry_uri)
+    res = reg.publish("big", src)
+    fs, root = _fs(registry_uri)
+    path = f"{root}/big/{res.version}/embeddings.bin"
+    data = fs.cat_file(path)
+    if damage == "missing":
+        fs.rm(path)
+    else:
+        fs.pipe_file(path, data + b"x" * 3_000_000 if damage == "grown" else data[:-1000])
+    want = {"grown": r"embeddings\.bin: size", "truncated": r"embeddings\.bin: size 5299001 != "
+            r"5300001", "missing": r"embeddings\.bin: missing"}[damage]
+    with pytest.raises(CheckFailed, match=want):
+        reg.pull(res.ref, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert [p for p in os.listdir(tmp_path) if ".pull-" in p] == []
+
+
 @pytest.mark.parametrize("bad", ["../evil.txt", "/tmp/evil.txt", "a/../../evil.txt",
                                  "..\\evil.txt", "C:/evil.txt", "./x"])
 def test_crafted_manifest_paths_are_refused_on_pull(registry_uri, tokenizer_dir, tmp_path, bad):

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -66,6 +67,21 @@ class Encoded:
 
     def doc(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i]:self.offsets[i + 1]]
+
+    @classmethod
+    def concat(cls, parts: list[Encoded]) -> Encoded:
+        """The encodings of consecutive document ranges as one (seconds add up)."""
+        if len(parts) == 1:
+            return parts[0]
+        ends = np.cumsum([int(p.offsets[-1]) for p in parts])
+        offsets = np.concatenate([np.zeros(1, dtype=np.int64)] + [
+            p.offsets[1:] + (ends[k - 1] if k else 0) for k, p in enumerate(parts)])
+        lists = (list(itertools.chain.from_iterable(p.lists for p in parts))
+                 if all(p.lists is not None for p in parts) else None)
+        encodings = (list(itertools.chain.from_iterable(p.encodings for p in parts))
+                     if all(p.encodings is not None for p in parts) else None)
+        return cls(ids=np.concatenate([p.ids for p in parts]), offsets=offsets,
+                   seconds=sum(p.seconds for p in parts), lists=lists, encodings=encodings)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -140,6 +156,28 @@ class TokenizerAdapter:
     # -- shared -------------------------------------------------------------------------
     def encode_batch(self, texts: list[str], threads: int = 0, offsets: bool = False) -> Encoded:
         return self._encode(texts, threads, offsets)
+
+    def encode_chunks(self, texts: list[str], bounds: list[int], threads: int = 0,
+                      offsets: bool = False) -> Iterator[tuple[int, int, Encoded]]:
+        """Yield ``(d0, d1, encode_batch(texts[d0:d1]))`` for consecutive ranges given by
+        ``bounds`` (``[0, ..., len(texts)]``). While the caller works on one range the next is
+        encoded in a background thread (the encoders release the GIL), so deriving metrics
+        overlaps with encoding. One range: encoded inline, no thread."""
+        ranges = list(zip(bounds[:-1], bounds[1:]))
+        if len(ranges) <= 1:
+            for d0, d1 in ranges:
+                yield d0, d1, self._encode(texts[d0:d1], threads, offsets)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool:
+            fut = pool.submit(self._encode, texts[ranges[0][0]:ranges[0][1]], threads, offsets)
+            for k, (d0, d1) in enumerate(ranges):
+                enc = fut.result()
+                if k + 1 < len(ranges):
+                    n0, n1 = ranges[k + 1]
+                    fut = pool.submit(self._encode, texts[n0:n1], threads, offsets)
+                yield d0, d1, enc
 
     @cached_property
     def table(self) -> tuple[list[bytes | None], np.ndarray]:

@@ -28,7 +28,12 @@ from tokenfoundry.schemas.evaluate import (
     parse_gate,
 )
 from tokenfoundry.tasks.evaluate import metrics as M
-from tokenfoundry.tasks.evaluate.adapters import TokenizerAdapter, load_reference, load_tokenizer
+from tokenfoundry.tasks.evaluate.adapters import (
+    Encoded,
+    TokenizerAdapter,
+    load_reference,
+    load_tokenizer,
+)
 from tokenfoundry.tasks.evaluate.gates import check_gates
 from tokenfoundry.tasks.evaluate.parallel import (
     parity_summary,
@@ -145,15 +150,53 @@ def _unreachable_tokens(adapter: TokenizerAdapter) -> tuple[list[int], int]:
     return bad, partial
 
 
-def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> dict:
-    """Encode the pool once and derive every text metric; returns a plain dict."""
+#: Pools above this size are encoded in chunks of about this many bytes (at most
+#: ``MAX_CHUNKS``), so that the metrics of one chunk are derived while the next is encoded.
+CHUNK_BYTES = 1 << 19
+MAX_CHUNKS = 8
+
+
+def chunk_bounds(doc_bytes: np.ndarray, chunk_bytes: int = CHUNK_BYTES,
+                 max_chunks: int = MAX_CHUNKS) -> list[int]:
+    """Document boundaries ``[0, ..., n]`` of consecutive ranges of about equal byte size."""
+    n = len(doc_bytes)
+    total = int(doc_bytes.sum())
+    k = min(max_chunks, n, total // chunk_bytes) if chunk_bytes > 0 else 1
+    if k <= 1:
+        return [0, n]
+    ends = np.cumsum(doc_bytes)
+    cuts = np.searchsorted(ends, total * np.arange(1, k) / k, side="left") + 1
+    return sorted({0, n, *(int(c) for c in cuts if 0 < c < n)})
+
+
+def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
+            chunk_bytes: int = CHUNK_BYTES) -> dict:
+    """Encode the pool once and derive every text metric; returns a plain dict.
+
+    Large pools are encoded chunk by chunk (:func:`chunk_bounds`); the frequencies and the
+    byte alignment of a chunk are computed while the next chunk is encoded in the background.
+    The results are the same as from one ``encode_batch`` of the whole pool.
+    """
     alignable = adapter.alignable_docs(pool.docs)
-    enc = adapter.encode_batch(pool.docs, spec.threads, offsets=not alignable.all())
+    V = adapter.vocab_size
+    freq = np.zeros(V, dtype=np.int64)
+    parts: list[M.ChunkAlignment] = []
+    encs = []
+    work = 0.0  # seconds spent deriving metrics (not waiting for the encoder)
+    bounds = chunk_bounds(pool.doc_bytes, chunk_bytes)
+    for d0, d1, e in adapter.encode_chunks(pool.docs, bounds, spec.threads,
+                                           offsets=not alignable.all()):
+        t = time.perf_counter()
+        if len(e.ids):
+            freq += np.bincount(e.ids_intp, minlength=V)[:V]
+        if alignable[d0:d1].any():
+            parts.append(M.align_chunk(pool, adapter, e, d0, alignable[d0:d1]))
+        encs.append(e)
+        work += time.perf_counter() - t
     t0 = time.perf_counter()
+    enc = Encoded.concat(encs) if encs else adapter.encode_batch([], spec.threads)
     counts = enc.counts
     n_tok = int(counts.sum())
-    V = adapter.vocab_size
-    freq = np.bincount(enc.ids_intp, minlength=V)[:V] if n_tok else np.zeros(V, dtype=np.int64)
     regular = ~adapter.special_mask
     n_regular = int(regular.sum())
 
@@ -162,11 +205,14 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> 
     word_known = np.zeros(len(pool.word_doc), dtype=bool)
     rt_bad: set[int] = set()
     if alignable.any():
-        al = M.align_bytes(pool, adapter, enc, alignable)
+        al = M.merge_alignments(pool, parts)
         rt_bad.update(int(d) for d in al.mismatched_docs)
         rt_bad.update(int(d) for d in np.flatnonzero(alignable & ~al.aligned))
-        word_cont = np.where(al.word_known, al.word_continued, word_cont)
-        word_known |= al.word_known
+        if al.word_known.all():
+            word_cont, word_known = al.word_continued, al.word_known.copy()
+        else:
+            word_cont = np.where(al.word_known, al.word_continued, word_cont)
+            word_known |= al.word_known
     rest = np.flatnonzero(~alignable)
     if rest.size:
         decoded = adapter.decode_batch(enc, rest.tolist())
@@ -249,7 +295,7 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> 
         "by_dataset": groups(pool.dataset, pool.dataset_names),
         "encode_seconds": enc.seconds,
     }
-    out["metrics_seconds"] = time.perf_counter() - t0
+    out["metrics_seconds"] = work + time.perf_counter() - t0
     return out
 
 

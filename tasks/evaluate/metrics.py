@@ -206,7 +206,8 @@ class Alignment:
 def per_doc_sum(values: np.ndarray, offsets: np.ndarray, dtype=np.int64) -> np.ndarray:
     """Sum of ``values[offsets[i]:offsets[i+1]]`` per document (empty documents give 0).
     With ``dtype=np.uint64`` the sums wrap modulo 2**64 (used for hashes)."""
-    cs = np.zeros(len(values) + 1, dtype=dtype)
+    cs = np.empty(len(values) + 1, dtype=dtype)
+    cs[0] = 0
     np.cumsum(values, out=cs[1:], dtype=dtype)
     return cs[offsets[1:]] - cs[offsets[:-1]]
 
@@ -311,9 +312,20 @@ def token_lengths64(adapter: TokenizerAdapter) -> np.ndarray:
     return cached
 
 
-def align_bytes(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded,
-                docs_mask: np.ndarray) -> Alignment:
-    """Byte-level alignment for documents in ``docs_mask`` of a byte-exact tokenizer.
+@dataclass
+class ChunkAlignment:
+    """Alignment of the documents ``d0 .. d0 + len(aligned) - 1`` (one encoded chunk)."""
+
+    d0: int
+    aligned: np.ndarray  # bool per doc of the chunk
+    mismatched_docs: np.ndarray  # int, pool doc indices (aligned docs whose bytes differ)
+    continued_words: np.ndarray  # int, pool word indices with a token start strictly inside
+
+
+def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int,
+                docs_mask: np.ndarray) -> ChunkAlignment:
+    """Byte-level alignment of a byte-exact tokenizer's encoding ``enc`` of the pool documents
+    ``d0 .. d0 + len(docs_mask) - 1``, for the documents in ``docs_mask``.
 
     Token byte lengths (a lookup table) give every token's start offset in the text; a document
     is aligned when its token lengths sum to its byte length. Its round trip is exact when the
@@ -323,30 +335,61 @@ def align_bytes(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded,
     it (a lookup of each token start in ``PoolIndex.word_inside``).
     """
     idx = pool_index(pool)
+    d1 = d0 + len(docs_mask)
     ids = enc.ids_intp
     counts = enc.counts
     n_tok = len(ids)
-    tl = token_lengths64(adapter)[ids]
-    cum = np.zeros(n_tok + 1, dtype=np.int64)
+    # np.take: the same gather as fancy indexing, without its overhead on 1-D tables
+    tl = np.take(token_lengths64(adapter), ids)
+    cum = np.empty(n_tok + 1, dtype=np.int64)
+    cum[0] = idx.doc_start[d0]
     np.cumsum(tl, out=cum[1:])
+    if cum[0]:
+        cum[1:] += cum[0]
     at_doc = cum[enc.offsets]
-    aligned = docs_mask & (np.diff(at_doc) == pool.doc_bytes)
-    if aligned.all():  # every document's tokens end where it ends: starts are the running sum
+    aligned = docs_mask & (np.diff(at_doc) == pool.doc_bytes[d0:d1])
+    all_aligned = bool(aligned.all())
+    if all_aligned:  # every document's tokens end where it ends: starts are the running sum
         starts = cum[:-1]
-        keep = None
-    else:  # shift each document's tokens to its start; tokens of other documents are ignored
+    else:  # shift each document's tokens to its start; tokens of other documents are dropped
         keep = np.repeat(aligned, counts)
-        starts = cum[:-1] + np.repeat(idx.doc_start[:-1] - at_doc[:-1], counts)
-        starts[~keep] = 0
+        starts = cum[:-1] + np.repeat(idx.doc_start[d0:d1] - at_doc[:-1], counts)
+        starts[~keep] = 0  # (their hashes are not compared: their documents are not aligned)
     with np.errstate(over="ignore"):
-        contrib = idx.weights[starts] * token_hashes(adapter)[ids]
+        contrib = np.take(idx.weights, starts)
+        contrib *= np.take(token_hashes(adapter), ids)
     doc_sum = per_doc_sum(contrib, enc.offsets, dtype=np.uint64)
-    mism = np.flatnonzero(aligned & (doc_sum != idx.doc_hash))
-    inside = idx.word_inside[starts if keep is None else starts[keep]]
-    continued = np.zeros(idx.n_words + 1, dtype=bool)
-    continued[inside] = True  # -1 (not inside a word) lands on the extra last slot
-    return Alignment(aligned=aligned, mismatched_docs=mism, word_continued=continued[:-1],
-                     word_known=aligned[pool.word_doc])
+    mism = np.flatnonzero(aligned & (doc_sum != idx.doc_hash[d0:d1])) + d0
+    inside = np.take(idx.word_inside, starts if all_aligned else starts[keep])
+    if len(inside):  # starts ascend, so a word's interior starts are consecutive: keep the first
+        first = np.empty(len(inside), dtype=bool)
+        first[0] = True
+        np.not_equal(inside[1:], inside[:-1], out=first[1:])
+        first &= inside >= 0
+        inside = inside[first]
+    return ChunkAlignment(d0=d0, aligned=aligned, mismatched_docs=mism, continued_words=inside)
+
+
+def merge_alignments(pool: TextPool, parts: list[ChunkAlignment]) -> Alignment:
+    """One :class:`Alignment` for the pool from its chunks (documents not in any chunk are not
+    aligned)."""
+    aligned = np.zeros(pool.n_docs, dtype=bool)
+    continued = np.zeros(len(pool.word_doc), dtype=bool)
+    for p in parts:
+        aligned[p.d0:p.d0 + len(p.aligned)] = p.aligned
+        continued[p.continued_words] = True
+    mism = (np.concatenate([p.mismatched_docs for p in parts]) if parts
+            else np.zeros(0, dtype=np.int64))
+    known = (np.ones(len(pool.word_doc), dtype=bool) if aligned.all()
+             else aligned[pool.word_doc])
+    return Alignment(aligned=aligned, mismatched_docs=mism, word_continued=continued,
+                     word_known=known)
+
+
+def align_bytes(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded,
+                docs_mask: np.ndarray) -> Alignment:
+    """:func:`align_chunk` over the whole pool (``enc`` encodes every document)."""
+    return merge_alignments(pool, [align_chunk(pool, adapter, enc, 0, docs_mask)])
 
 
 def continued_from_offsets(pool: TextPool, enc: Encoded, docs: np.ndarray) -> tuple[np.ndarray,

@@ -300,12 +300,21 @@ class _Counter:
         self.progress(done, self.total, self.message)
 
 
-def _parallel(fn: Callable[[Any], Any], items: list[Any], workers: int = _WORKERS) -> list[Any]:
-    """``[fn(x) for x in items]`` on a few threads (hashing and file I/O release the GIL)."""
+def _parallel(fn: Callable[[Any], Any], items: list[Any], workers: int = _WORKERS,
+              size: Callable[[Any], int] | None = None) -> list[Any]:
+    """``[fn(x) for x in items]`` on a few threads (hashing and file I/O release the GIL).
+    With ``size``, the largest items start first (so the threads finish together)."""
     if len(items) <= 1:
         return [fn(x) for x in items]
+    order = list(range(len(items)))
+    if size is not None:
+        order.sort(key=lambda i: -size(items[i]))
     with ThreadPoolExecutor(min(workers, len(items))) as ex:
-        return list(ex.map(fn, items))
+        done = list(ex.map(lambda i: fn(items[i]), order))
+    out: list[Any] = [None] * len(items)
+    for i, r in zip(order, done):
+        out[i] = r
+    return out
 
 
 # ---- sources ---------------------------------------------------------------------------------
@@ -767,7 +776,7 @@ class Registry:
                     sha, n = copy_hash(src, out, count, it.size)
                 return FileEntry(path=it.rel, size=n, sha256=sha)
 
-            entries = _parallel(put, items)
+            entries = _parallel(put, items, size=lambda it: it.size)
             _pause_for_tests()
             existing = self._find_content(name, content_sha256(entries))
             if existing is not None:
@@ -818,7 +827,7 @@ class Registry:
         hashing: list[Any] = []
         entries: list[FileEntry] = []
         if len(local) < len(items) or self._same_shape_as_latest(name, items):
-            entries = _parallel(digest, items)
+            entries = _parallel(digest, items, size=lambda it: it.size)
             existing = self._find_content(name, content_sha256(entries))
             if existing is not None:
                 return existing, entries, True
@@ -903,7 +912,8 @@ class Registry:
                                      "manifest")
             return None
 
-        problems = [p for p in _parallel(check, m.files) if p is not None]
+        problems = [p for p in _parallel(check, m.files, size=lambda e: e.size)
+                    if p is not None]
         listed = {e.path for e in m.files} | {MANIFEST}
         for rel in self._walk(base):
             if rel not in listed:
@@ -970,7 +980,7 @@ class Registry:
                         raise CheckFailed(f"{label}: {e.path}: missing from the registry") \
                             from None
 
-                got = _parallel(fetch, m.files)
+                got = _parallel(fetch, m.files, size=lambda e: e.size)
             elif self._s3:
                 got = self._s3_fetch_all(self.version_path(name, v), m.files, dsts, label,
                                          count)
@@ -1034,7 +1044,7 @@ class Registry:
             loop = asyncio.get_running_loop()
             pending: Any = None
             try:
-                with open(dsts[e.path], "wb", buffering=0) as out:
+                with open(dsts[e.path], "wb", buffering=0) as out:  # noqa: ASYNC230 (a local file)
                     _preallocate(out.fileno(), e.size)
                     parts: list[bytes] = []
                     held = 0

@@ -38,6 +38,7 @@ from tokenfoundry.tasks.evaluate.gates import check_gates
 from tokenfoundry.tasks.evaluate.parallel import (
     parity_summary,
     read_parallel,
+    segment_codes,
     token_premium,
     unk_char_share,
 )
@@ -296,16 +297,22 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
         "encode_seconds": enc.seconds,
     }
     out["metrics_seconds"] = work + time.perf_counter() - t0
+    out["encoded"] = enc  # for the premium when the pool is the parallel text (not a metric)
     return out
 
 
 def measure_parallel(adapter: TokenizerAdapter, par: tuple[list[str], list[str], list[str]],
-                     spec: EvaluateSpec) -> dict:
+                     spec: EvaluateSpec, enc: Encoded | None = None,
+                     codes: tuple | None = None) -> dict:
+    """Token premium and parity on aligned segments. ``enc``: the segments' encoding if
+    already made (when the parallel text is also the evaluation text); ``codes``: their
+    ``segment_codes`` (the same for every tokenizer)."""
     seg, lang, text = par
-    enc = adapter.encode_batch(text, spec.threads)
+    if enc is None:
+        enc = adapter.encode_batch(text, spec.threads)
     share = unk_char_share(adapter, enc, text)
     premium, used, dropped = token_premium(seg, lang, enc.counts, share, spec.pivot_lang,
-                                           spec.max_unk_char_share)
+                                           spec.max_unk_char_share, codes=codes)
     return {"premium": premium, "parallel_pairs_used": used,
             "parallel_pairs_dropped_unk": dropped, **parity_summary(premium)}
 
@@ -329,7 +336,8 @@ def evaluate(spec: EvaluateSpec, out_dir: str, progress: Progress = no_progress
     sets = load_texts(spec)
     par = read_parallel(spec.parallel, spec.pivot_lang) if spec.parallel else None
     datasets: list[DatasetInfo] = []
-    if not sets and par is not None:  # only parallel text: it is the text too
+    par_is_pool = not sets and par is not None
+    if par_is_pool:  # only parallel text: it is the text too
         sets = [TextSet(name=Path(spec.parallel).stem, source=spec.parallel, docs=par[2],
                         langs=par[1])]
     pool = pool_from_sets(sets)
@@ -351,11 +359,14 @@ def evaluate(spec: EvaluateSpec, out_dir: str, progress: Progress = no_progress
 
     raw: dict[str, dict] = {}
     total = len(adapters)
+    codes = segment_codes(par[0], par[1]) if par is not None else None
     for k, ad in enumerate(adapters):
         progress(k, total, f"encoding with {ad.name}")
         r = measure(ad, pool, spec)
-        if par is not None:
-            r.update(measure_parallel(ad, par, spec))
+        enc = r.pop("encoded")
+        if par is not None:  # the parallel text is the pool's text: reuse its encoding
+            r.update(measure_parallel(ad, par, spec, enc=enc if par_is_pool else None,
+                                      codes=codes))
         raw[ad.name] = r
     progress(total, total, "computing NSL and gates")
 

@@ -163,13 +163,10 @@ def unk_char_share(adapter: TokenizerAdapter, enc: Encoded, texts: list[str]) ->
     return share
 
 
-def token_premium(seg_ids: list[str], langs: list[str], counts: np.ndarray,
-                  unk_share: np.ndarray, pivot: str = "en", max_unk_share: float = 0.1
-                  ) -> tuple[dict[str, float], dict[str, int], dict[str, int]]:
-    """Premium per language vs ``pivot``; also pairs used and pairs dropped for UNK, per language.
-
-    Vectorised: segment ids and languages become integer codes; sums are bincounts.
-    """
+def segment_codes(seg_ids: list[str], langs: list[str]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct seg ids, seg code per row, distinct languages, language code per row, first
+    row of each (seg_id, lang)) - text-side, the same for every tokenizer: compute once."""
     seg_u, seg_code = np.unique(np.asarray(seg_ids, dtype=object).astype(str), return_inverse=True)
     lang_u, lang_code = np.unique(np.asarray(langs, dtype=object).astype(str), return_inverse=True)
     # one segment per (seg_id, lang): later duplicates are ignored
@@ -177,6 +174,19 @@ def token_premium(seg_ids: list[str], langs: list[str], counts: np.ndarray,
     _, first = np.unique(pair, return_index=True)
     keep = np.zeros(len(pair), dtype=bool)
     keep[first] = True
+    return seg_u, seg_code, lang_u, lang_code, keep
+
+
+def token_premium(seg_ids: list[str], langs: list[str], counts: np.ndarray,
+                  unk_share: np.ndarray, pivot: str = "en", max_unk_share: float = 0.1,
+                  codes: tuple | None = None
+                  ) -> tuple[dict[str, float], dict[str, int], dict[str, int]]:
+    """Premium per language vs ``pivot``; also pairs used and pairs dropped for UNK, per language.
+
+    Vectorised: segment ids and languages become integer codes (``codes``: a precomputed
+    :func:`segment_codes` of the same rows); sums are bincounts.
+    """
+    seg_u, seg_code, lang_u, lang_code, keep = codes or segment_codes(seg_ids, langs)
     if pivot not in set(lang_u.tolist()):
         return {}, {}, {}
     p = int(np.flatnonzero(lang_u == pivot)[0])

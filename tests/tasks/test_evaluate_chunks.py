@@ -129,3 +129,32 @@ def test_continued_words_on_a_trained_byte_level_bpe(tmp_path, docs):
                      and starts[bisect.bisect_right(starts, s)] < e for s, e in zip(ws, we)]
     assert al.word_continued.tolist() == expected
     assert 0 < sum(expected) < len(expected)
+
+
+def test_parallel_only_evaluation_reuses_the_encoding_with_the_same_premium(tmp_path):
+    """With only parallel text, the pool is the parallel text: the premium comes from the
+    pool's encoding and equals the premium from counting tokens of each segment directly."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import quicktok
+
+    from tokenfoundry.tasks.evaluate.core import evaluate
+
+    segs = [("Open File", "Datei öffnen", "ファイルを開く"),
+            ("Save the document", "Das Dokument speichern", "文書を保存する"),
+            ("Quit", "Beenden", "終了"), ("Print preview", "Druckvorschau", "印刷プレビュー")]
+    rows = [{"seg_id": str(i), "lang": lang, "text": text}
+            for i, s in enumerate(segs) for lang, text in zip(("en", "de", "ja"), s)]
+    p = tmp_path / "par.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), p)
+    res = evaluate(EvaluateSpec(tokenizers=["o200k"], parallel=str(p), references=["cl100k"]),
+                   str(tmp_path / "out"))
+    for name, enc_name in (("o200k", "o200k_base"), ("cl100k", "cl100k_base")):
+        enc = quicktok.get_encoding(enc_name)
+        n = {lg: sum(len(enc.encode_ordinary(s[k])) for s in segs)
+             for k, lg in enumerate(("en", "de", "ja"))}
+        m = res.tokenizers[name]
+        assert m.premium == pytest.approx({"de": n["de"] / n["en"], "en": 1.0,
+                                           "ja": n["ja"] / n["en"]})
+        assert m.n_tokens == sum(n.values())
+        assert m.parity == pytest.approx(max(n.values()) / min(n.values()))

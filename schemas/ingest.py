@@ -49,8 +49,9 @@ class IngestSpec(Spec):
     corpus: str = Field(description="Corpus name (letters, digits, '-', '_', '.').")
     sources: list[str] = Field(
         min_length=1,
-        description="Files or directories (local paths or fsspec URIs). Directories are walked "
-        "recursively; files with unknown endings inside them are skipped.",
+        description="Files, directories or glob patterns (local paths or fsspec URIs; '*', '?', "
+        "'[..]', '**' for any depth, e.g. /usr/share/doc/*/copyright). Directories are walked "
+        "recursively; files with unknown endings inside them or matched by a pattern are skipped.",
     )
     format: Literal["auto", "txt", "md", "jsonl", "csv", "parquet", "po", "mo"] = Field(
         "auto", description="Force one format for every source; 'auto' picks by file ending "

@@ -43,7 +43,8 @@ Examples:
 def ingest_command(
     corpus: Annotated[str, typer.Option("--corpus", "-c", help="Corpus name.")],
     source: Annotated[list[str], typer.Option(
-        "--source", "-s", help="A file or directory (repeatable; local path or fsspec URI).")],
+        "--source", "-s", help="A file, directory or glob pattern such as '/usr/share/doc/*/copyright' "
+        "(repeatable; local path or fsspec URI).")],
     workspace: WorkspaceOpt = "./workspace",
     json_out: JsonOpt = False,
     flow: FlowOpt = False,

@@ -19,8 +19,10 @@ the same inputs and spec were ingested before (``reused: true``).
 
 from __future__ import annotations
 
+import glob
 import os
 import posixpath
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -108,7 +110,10 @@ def expand_sources(spec: IngestSpec) -> tuple[list[tuple[str, str, str | None]],
     skipped: list[str] = []
     for src in spec.sources:
         remote = "://" in src
-        if remote:
+        if _GLOB.search(src):
+            found = _glob(src, remote)
+            is_dir = True  # like a directory: unreadable matches are skipped, not fatal
+        elif remote:
             fs, p = _fs_for(src)
             proto = src.split("://", 1)[0]
             if not fs.exists(p):
@@ -143,9 +148,27 @@ def expand_sources(spec: IngestSpec) -> tuple[list[tuple[str, str, str | None]],
                 continue
             files[f] = kind
         if is_dir and len(files) == n_before:
-            raise BadInputError(f"{src}: the directory holds no file ingest can read; supported: "
+            what = "the pattern matches" if _GLOB.search(src) else "the directory holds"
+            raise BadInputError(f"{src}: {what} no file ingest can read; supported: "
                                 f"{_supported()}")
     return [(p, *files[p]) for p in sorted(files)], skipped
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _glob(src: str, remote: bool) -> list[str]:
+    """Files matched by a glob pattern (``**`` = any depth), sorted; hidden names excluded."""
+    if remote:
+        fs, p = _fs_for(src)
+        proto = src.split("://", 1)[0]
+        hits = [f"{proto}://{f}" for f in sorted(fs.glob(p)) if fs.isfile(f)]
+    else:
+        pattern = os.path.abspath(os.path.expanduser(src))
+        hits = sorted(f for f in glob.glob(pattern, recursive=True) if os.path.isfile(f))
+    if not hits:
+        raise BadInputError(f"{src}: the pattern matches no file; check the --source pattern")
+    return hits
 
 
 def _fingerprint(path: str, fmt: str, compression: str | None, unit_bytes: int

@@ -254,6 +254,29 @@ def test_fsspec_sources_and_workspace(tmp_path):
     fs.rm("/tf-ws", recursive=True)
 
 
+def test_glob_sources_pick_only_matching_files(workspace, tmp_path):
+    """'/usr/share/doc/*/copyright'-style patterns: only matches are read; no match is exit 2."""
+    licences = sorted(p for p in Path("/usr/share/common-licenses").iterdir() if p.is_file())[:3]
+    if len(licences) < 3:
+        pytest.skip("needs /usr/share/common-licenses")
+    for i, lic in enumerate(licences):
+        d = tmp_path / "doc" / f"pkg{i}"
+        d.mkdir(parents=True)
+        (d / "copyright").write_bytes(lic.read_bytes())
+        (d / "changelog").write_text(f"pkg{i} (1.0-{i}) unstable; urgency=medium\n")
+    spec = IngestSpec(corpus="c", sources=[str(tmp_path / "doc" / "*" / "copyright")],
+                      lang_id=False)
+    r = core.ingest(workspace, spec)
+    assert r.read == r.kept == 3
+    texts = [t for b in workspace.snapshot("c", r.snapshot_id).iter_text() for t in b]
+    assert texts == [normalise_text(lic.read_text()) for lic in licences]  # no changelog
+    deep = core.ingest(workspace, IngestSpec(corpus="c", lang_id=False,
+                                             sources=[str(tmp_path / "**" / "copyright")]))
+    assert deep.read == 3
+    with pytest.raises(BadInputError, match="pattern matches no file"):
+        core.ingest(workspace, IngestSpec(corpus="c", sources=[str(tmp_path / "x*" / "y")]))
+
+
 def test_jsonl_fast_path_equals_the_per_line_path(workspace, tmp_path, monkeypatch):
     """pyarrow parses clean blocks; orjson line by line must give the very same snapshot."""
     from tokenfoundry.tasks.ingest import readers

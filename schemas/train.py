@@ -103,6 +103,10 @@ class TrainSpec(Spec):
         "stops here); default superbpe_transition_fraction * vocab_size.")
     superbpe_transition_fraction: float = Field(
         0.8, gt=0.0, lt=1.0, description="SuperBPE: t as a fraction of vocab_size.")
+    superbpe_max_words: int | None = Field(
+        4, ge=1, description="SuperBPE: a stage-2 (superword) token spans at most this many "
+        "words, as in the SuperBPE release (4); null for no bound. max_token_length bounds "
+        "stage-2 tokens too.")
     parity_aware: bool = Field(
         False, description="bpe (hf, byte-level): parity-aware BPE (ParityBpeTrainer), one "
         "iterator per language, balanced on a parallel dev set aligned by align_key.")

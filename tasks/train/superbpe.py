@@ -14,13 +14,19 @@ from given merges, so stage 2 is trained on the stage-1 *encoding* of the text i
    separated by spaces, split by ``WhitespaceSplit``). Its merges are merges of stage-1
    tokens; the first ``V - t`` of them, mapped back to byte-level strings, are the stage-2
    merges.
-4. Compose: vocabulary = stage-1 vocabulary + new tokens, merges = stage-1 merges then stage-2
+4. Bound the superwords: the SuperBPE release caps a token at 4 words (``superbpe_max_words``);
+   ``max_token_length`` (characters) applies too. The stock trainer cannot skip a pair, so
+   stage 2 learns up to ``3 * (V - t)`` merges and keeps them in rank order, dropping a merge
+   whose token is too long *and every later merge that builds on a dropped token* (such a
+   merge could never fire), until ``V - t`` merges are kept.
+5. Compose: vocabulary = stage-1 vocabulary + new tokens, merges = stage-1 merges then stage-2
    merges, pre-tokenizer = stage-2 regex + ByteLevel(use_regex=False).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,6 +37,10 @@ from tokenfoundry.tasks.train import hf, presets
 
 _BASE = 0x20000  # planes 2..14: no whitespace, no surrogates
 _MAX_IDS = 0xE0000 - _BASE
+#: Stage-2 merges learnt per merge kept, so the length bounds can drop merges.
+_OVERSHOOT = 3
+#: A word inside a byte-level token: a run without space/newline/tab/CR (Ġ Ċ ĉ č).
+_WORD = re.compile("[^\u0120\u010a\u0109\u010d]+")
 
 
 def transition_point(spec: TrainSpec, vocab_size: int) -> int:
@@ -93,7 +103,9 @@ def train_superbpe(spec: TrainSpec, vocab_size: int, batches: Callable[[], Itera
     id2tok = {i: s for s, i in vocab.items()}
     trainer_tok = Tokenizer(models.BPE())
     trainer_tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    trainer = trainers.BpeTrainer(vocab_size=len(vocab) + n_new, min_frequency=spec.min_frequency,
+    bounded = spec.superbpe_max_words is not None or spec.max_token_length is not None
+    learn = n_new * (_OVERSHOOT if bounded else 1)
+    trainer = trainers.BpeTrainer(vocab_size=len(vocab) + learn, min_frequency=spec.min_frequency,
                                   show_progress=False, special_tokens=[])
 
     def stage2_batches() -> Iterator[list[str]]:
@@ -109,12 +121,21 @@ def train_superbpe(spec: TrainSpec, vocab_size: int, batches: Callable[[], Itera
     # ids: specials and stage-1 tokens keep theirs; new tokens follow, in merge order
     fixed: dict[str, int] = dict(vocab)
     nxt = max(fixed.values()) + 1
-    merges2, reused = [], 0
+    merges2, reused, too_long = [], 0, 0
+    dropped: set[str] = set()  # stage-2 tokens (private-use strings) that will never form
     for m in s2:
         if len(merges2) >= n_new:
             break
         a, b = (m if isinstance(m, list) else m.split(" ", 1))
+        if a in dropped or b in dropped:
+            dropped.add(a + b)
+            continue
+        pa, pb = a, b
         a, b = back(a), back(b)
+        if not _within_bounds(a + b, spec.superbpe_max_words, spec.max_token_length):
+            dropped.add(pa + pb)
+            too_long += 1
+            continue
         if a + b in fixed:
             reused += 1
         else:
@@ -129,8 +150,27 @@ def train_superbpe(spec: TrainSpec, vocab_size: int, batches: Callable[[], Itera
     tok = Tokenizer.from_str(json.dumps(final, ensure_ascii=False))
     superwords = sum(1 for a, b in merges2 if _crosses_space(a + b))
     info.update(stage2_merges=len(merges2), superword_tokens=superwords,
-                reused_token_strings=reused)
+                reused_token_strings=reused, dropped_too_long=too_long,
+                max_words=spec.superbpe_max_words,
+                max_token_words=max((_words(a + b) for a, b in merges2), default=0))
     return tok, info
+
+
+def _words(token: str) -> int:
+    """Words in a byte-level token (runs of characters other than space/newline/tab/CR)."""
+    return len(_WORD.findall(token))
+
+
+def _within_bounds(token: str, max_words: int | None, max_chars: int | None) -> bool:
+    if max_words is not None and _words(token) > max_words:
+        return False
+    return max_chars is None or len(_decoded(token)) <= max_chars
+
+
+def _decoded(token: str) -> str:
+    from tokenizers import decoders
+
+    return decoders.ByteLevel().decode([token])
 
 
 def _crosses_space(token: str) -> bool:

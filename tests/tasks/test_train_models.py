@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,24 @@ def test_superbpe_tokens_cross_spaces_and_compress_more(legal_ws, heldout_text, 
                    str(tmp_path / "s1"))
     m_s1 = json.loads(Path(stage1.out, "tokenizer.json").read_text())["model"]["merges"]
     assert m_sup[:len(m_s1)] == m_s1 and len(m_sup) == len(m_s1) + 300
+    # superwords span at most 4 words (the default bound), and some reach it
+    words = [len(re.findall("[^\u0120\u010a\u0109\u010d]+", t)) for t in b.get_vocab()]
+    assert max(words) == info["max_token_words"] <= 4 and info["max_words"] == 4
+
+
+def test_superbpe_bounds_words_and_characters(legal_ws, tmp_path):
+    from tokenizers import Tokenizer, decoders
+
+    spec = TrainSpec(corpora=["legal"], vocab_size=1500, min_frequency=2, model="superbpe",
+                     superbpe_transition=1200, superbpe_max_words=2, max_token_length=12)
+    res = train(legal_ws, spec, str(tmp_path / "bounded"))
+    info = res.extra["superbpe"]
+    assert info["stage2_merges"] == 300 and info["dropped_too_long"] > 0
+    tok = Tokenizer.from_file(str(Path(res.out, "tokenizer.json")))
+    dec = decoders.ByteLevel()
+    strings = [dec.decode([t]) for t in tok.get_vocab() if not t.startswith("<|")]
+    assert max(len(s) for s in strings) <= 12
+    assert max(len(s.split()) for s in strings) == 2  # superwords exist, none of 3 words
 
 
 def _train_in_subprocess(ws, specs: list[TrainSpec], out: Path) -> None:

@@ -179,23 +179,52 @@ class TokenizerAdapter:
                     fut = pool.submit(self._encode, texts[n0:n1], threads, offsets)
                 yield d0, d1, enc
 
+    def vocab_identity(self) -> str | None:
+        """What determines the vocabulary facts (library version + definition); None: the
+        facts are not cached on disk (see ``vocab_cache``)."""
+        return None
+
+    @cached_property
+    def stored_facts(self) -> dict[str, np.ndarray] | None:
+        """Vocabulary facts from the disk cache (``vocab_cache``), if this vocabulary has been
+        evaluated before; None otherwise."""
+        from tokenfoundry.tasks.evaluate import vocab_cache
+
+        facts = vocab_cache.load(self.vocab_identity())
+        if facts is not None and len(facts["token_len"]) != self.vocab_size:
+            return None
+        return facts
+
     @cached_property
     def table(self) -> tuple[list[bytes | None], np.ndarray]:
         return self._token_table()
 
+    def _surface_at(self, token_id: int) -> bytes | None:
+        """One entry of ``table[0]`` without building the table."""
+        return self.table[0][token_id]
+
     @cached_property
     def token_bytes_len(self) -> np.ndarray:
         """int32 per id: byte length of the token's surface (0 for special tokens)."""
+        if self.stored_facts is not None:
+            return self.stored_facts["token_len"]
         surfaces, _ = self.table
         return np.fromiter((len(s) if s is not None else 0 for s in surfaces), dtype=np.int32,
                            count=len(surfaces))
 
     @cached_property
     def special_mask(self) -> np.ndarray:
+        if self.stored_facts is not None:
+            return self.stored_facts["special"]
         return self.table[1]
 
     @cached_property
     def byte_fallback_mask(self) -> np.ndarray:
+        if self.stored_facts is not None:
+            return self.stored_facts["byte_fallback"]
+        return self._byte_fallback_mask()
+
+    def _byte_fallback_mask(self) -> np.ndarray:
         return np.zeros(self.vocab_size, dtype=bool)
 
     @cached_property
@@ -209,7 +238,8 @@ class TokenizerAdapter:
         return flat, starts
 
     def token_repr(self, token_id: int) -> str:
-        s = self.table[0][token_id]
+        s = (self.table[0][token_id] if "table" in self.__dict__
+             else self._surface_at(int(token_id)))
         if s is None:
             return f"<special {token_id}>"
         return s.decode("utf-8", errors="backslashreplace")
@@ -226,6 +256,9 @@ class QuicktokAdapter(TokenizerAdapter):
     def __init__(self, name: str, encoding: str, is_reference: bool = True):
         super().__init__(name, f"quicktok:{encoding}", is_reference)
         import quicktok
+
+        self.encoding = encoding
+        self._library = f"quicktok {getattr(quicktok, '__version__', '?')}"
 
         try:
             self.enc = quicktok.get_encoding(encoding)
@@ -266,19 +299,20 @@ class QuicktokAdapter(TokenizerAdapter):
         return [self.enc.decode_bytes(enc.doc(i).tolist()).decode("utf-8", errors="replace")
                 for i in docs]
 
+    def vocab_identity(self) -> str | None:
+        return f"{self._library} encoding={self.encoding} normal_form={self.normal_form}"
+
+    def _surface_at(self, token_id: int) -> bytes | None:
+        if self.enc.is_special_token(token_id):
+            return None
+        try:
+            return self.enc.decode_single_token_bytes(token_id)
+        except KeyError:  # a gap in the id space (e.g. reserved ids)
+            return None
+
     def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
-        surfaces: list[bytes | None] = []
-        special = np.zeros(self.vocab_size, dtype=bool)
-        for i in range(self.vocab_size):
-            if self.enc.is_special_token(i):
-                surfaces.append(None)
-                special[i] = True
-                continue
-            try:
-                surfaces.append(self.enc.decode_single_token_bytes(i))
-            except KeyError:  # a gap in the id space (e.g. reserved ids)
-                surfaces.append(None)
-                special[i] = True
+        surfaces = [self._surface_at(i) for i in range(self.vocab_size)]
+        special = np.fromiter((s is None for s in surfaces), dtype=bool, count=len(surfaces))
         return surfaces, special
 
 
@@ -310,7 +344,14 @@ class HFAdapter(TokenizerAdapter):
     def __init__(self, name: str, source: str, tok: Any, is_reference: bool = False):
         super().__init__(name, source, is_reference)
         self.tok = tok
-        cfg = json.loads(tok.to_str())
+        definition = tok.to_str()
+        import hashlib
+
+        import tokenizers
+
+        self._identity = (f"tokenizers {tokenizers.__version__} "
+                          f"sha256={hashlib.sha256(definition.encode('utf-8')).hexdigest()}")
+        cfg = json.loads(definition)
         self._cfg = cfg
         model = cfg.get("model") or {}
         self.model_type = model.get("type", "")
@@ -371,8 +412,10 @@ class HFAdapter(TokenizerAdapter):
     def encode_plain(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.tok.encode_batch(texts, add_special_tokens=False)]
 
-    @cached_property
-    def byte_fallback_mask(self) -> np.ndarray:
+    def vocab_identity(self) -> str | None:
+        return self._identity
+
+    def _byte_fallback_mask(self) -> np.ndarray:
         mask = np.zeros(self.vocab_size, dtype=bool)
         if self.byte_fallback:
             for tok_str, i in self.tok.get_vocab(with_added_tokens=False).items():
@@ -394,6 +437,13 @@ class HFAdapter(TokenizerAdapter):
         if self.wordpiece and tok_str.startswith("##"):
             return tok_str[2:].encode("utf-8")
         return tok_str.encode("utf-8")
+
+    def _surface_at(self, token_id: int) -> bytes | None:
+        added = self.tok.get_added_tokens_decoder().get(token_id)
+        if added is not None and getattr(added, "special", True):
+            return None
+        tok_str = self.tok.id_to_token(token_id)
+        return None if tok_str is None else self._surface(tok_str)
 
     def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
         n = self.vocab_size
@@ -442,6 +492,13 @@ class SentencePieceAdapter(TokenizerAdapter):
             raise BadInputError(f"{source}: not a readable sentencepiece model: {e}") from None
         unk = self.sp.unk_id()
         self.unk_id = unk if unk >= 0 else None
+        import hashlib
+
+        self._identity = (f"sentencepiece {getattr(spm, '__version__', '?')} sha256="
+                          f"{hashlib.sha256(Path(source).read_bytes()).hexdigest()}")
+
+    def vocab_identity(self) -> str | None:
+        return self._identity
 
     @property
     def vocab_size(self) -> int:
@@ -468,25 +525,23 @@ class SentencePieceAdapter(TokenizerAdapter):
         n = self.sp.normalize(text).replace("\u2581", " ")
         return n[1:] if n.startswith(" ") else n
 
-    @cached_property
-    def byte_fallback_mask(self) -> np.ndarray:
+    def _byte_fallback_mask(self) -> np.ndarray:
         return np.fromiter((self.sp.is_byte(i) for i in range(self.vocab_size)), dtype=bool,
                            count=self.vocab_size)
 
+    def _surface_at(self, token_id: int) -> bytes | None:
+        i = token_id
+        if self.sp.is_control(i) or self.sp.is_unused(i):
+            return None
+        if self.sp.is_unknown(i):
+            return b""
+        if self.sp.is_byte(i):
+            return bytes([int(self.sp.id_to_piece(i)[3:5], 16)])
+        return self.sp.id_to_piece(i).replace("\u2581", " ").encode("utf-8")
+
     def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
-        n = self.vocab_size
-        surfaces: list[bytes | None] = []
-        special = np.zeros(n, dtype=bool)
-        for i in range(n):
-            if self.sp.is_control(i) or self.sp.is_unused(i):
-                surfaces.append(None)
-                special[i] = True
-            elif self.sp.is_unknown(i):
-                surfaces.append(b"")
-            elif self.sp.is_byte(i):
-                surfaces.append(bytes([int(self.sp.id_to_piece(i)[3:5], 16)]))
-            else:
-                surfaces.append(self.sp.id_to_piece(i).replace("\u2581", " ").encode("utf-8"))
+        surfaces = [self._surface_at(i) for i in range(self.vocab_size)]
+        special = np.fromiter((s is None for s in surfaces), dtype=bool, count=len(surfaces))
         return surfaces, special
 
     def reachability_string(self, token_id: int, surface: bytes) -> str | None:

@@ -28,6 +28,7 @@ from tokenfoundry.schemas.evaluate import (
     parse_gate,
 )
 from tokenfoundry.tasks.evaluate import metrics as M
+from tokenfoundry.tasks.evaluate import vocab_cache
 from tokenfoundry.tasks.evaluate.adapters import (
     Encoded,
     TokenizerAdapter,
@@ -108,11 +109,19 @@ def pool_from_sets(sets: list[TextSet]) -> M.TextPool:
 
 
 def unreachable_tokens(adapter: TokenizerAdapter, cap: int) -> tuple[int, list[str], int]:
-    """Cached per adapter: a property of the vocabulary, not of the text."""
+    """A property of the vocabulary, not of the text: cached per adapter and, with the other
+    vocabulary facts, on disk per tokenizer definition (``vocab_cache``)."""
     cached = getattr(adapter, "_unreachable", None)
+    stored = adapter.stored_facts
+    if cached is None and stored is not None:
+        cached = ([int(i) for i in stored["unreachable"]], int(stored["partial_utf8"][0]))
     if cached is None:
         cached = _unreachable_tokens(adapter)
-        adapter._unreachable = cached  # noqa: SLF001
+        vocab_cache.save(adapter.vocab_identity(), {
+            "token_len": adapter.token_bytes_len, "token_hash": M.token_hashes(adapter),
+            "special": adapter.special_mask, "byte_fallback": adapter.byte_fallback_mask,
+            "unreachable": np.asarray(cached[0], dtype=np.int64), "partial_utf8": cached[1]})
+    adapter._unreachable = cached  # noqa: SLF001
     bad, partial = cached
     return len(bad), [adapter.token_repr(i) for i in bad[:cap]], partial
 

@@ -290,6 +290,8 @@ def pool_index(pool: TextPool) -> PoolIndex:
 def token_hashes(adapter: TokenizerAdapter) -> np.ndarray:
     """h[id] = Σ_k R[byte_k] * Binv**k over the token's bytes (mod 2**64); cached per adapter."""
     cached = getattr(adapter, "_token_hashes", None)
+    if cached is None and adapter.stored_facts is not None:
+        cached = adapter._token_hashes = adapter.stored_facts["token_hash"]  # noqa: SLF001
     if cached is None:
         flat, starts = adapter.byte_table
         lens = adapter.token_bytes_len.astype(np.int64)

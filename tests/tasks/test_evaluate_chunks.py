@@ -75,6 +75,7 @@ def test_chunked_round_trip_error_found_in_its_chunk(docs):
     """A wrong token surface is caught in whichever chunk its documents land in, with the same
     documents as in one pass."""
     ad = load_reference("gpt2")
+    ad.vocab_identity = lambda: None  # its table is altered below: not from/to the disk cache
     surfaces, special = ad.table
     the = ad.encode_batch([" the"]).ids.tolist()
     assert len(the) == 1
@@ -158,3 +159,47 @@ def test_parallel_only_evaluation_reuses_the_encoding_with_the_same_premium(tmp_
                                            "ja": n["ja"] / n["en"]})
         assert m.n_tokens == sum(n.values())
         assert m.parity == pytest.approx(max(n.values()) / min(n.values()))
+
+
+@pytest.mark.parametrize("ref", ["cl100k", "gpt2"])
+def test_vocab_facts_cached_on_disk_give_the_same_metrics(tmp_path, monkeypatch, docs, ref):
+    """The first evaluation stores the vocabulary facts; a fresh adapter then loads them
+    (no token table is built) and every metric, including the unreachable-token list and the
+    examples, is the same. A damaged cache file is recomputed."""
+    from tokenfoundry.tasks.evaluate import vocab_cache
+
+    monkeypatch.setenv("TOKENFOUNDRY_CACHE_DIR", str(tmp_path))
+    pool = M.build_pool(docs)
+    first_ad = load_reference(ref)
+    assert first_ad.stored_facts is None
+    first = measure(first_ad, pool, SPEC)
+    files = list((tmp_path / "vocab").glob("*.safetensors"))
+    assert len(files) == 1
+    ad = load_reference(ref)
+    assert ad.stored_facts is not None
+    again = measure(ad, pool, SPEC)
+    assert "table" not in ad.__dict__  # lengths, hashes, masks and reachability came from disk
+    _same(again, first)
+    for k in ("unreachable_tokens", "unreachable_examples", "partial_utf8_tokens"):
+        assert again[k] == first[k], k
+    assert first["never_produced_examples"] and first["partial_utf8_tokens"] > 0
+    assert ad.token_bytes_len.tolist() == first_ad.token_bytes_len.tolist()
+    assert M.token_hashes(ad).tolist() == M.token_hashes(first_ad).tolist()
+    files[0].write_bytes(b"not a safetensors file")
+    assert load_reference(ref).stored_facts is None
+    monkeypatch.setenv("TOKENFOUNDRY_CACHE_DIR", "none")
+    assert vocab_cache.cache_dir() is None and load_reference(ref).stored_facts is None
+
+
+def test_cache_key_follows_the_tokenizer_definition(tmp_path, monkeypatch):
+    """Two trained tokenizers with different vocabularies never share cached facts; the same
+    file loaded twice does."""
+    monkeypatch.setenv("TOKENFOUNDRY_CACHE_DIR", str(tmp_path))
+    a = load_tokenizer(str(FX.train_bytelevel_bpe(tmp_path / "a" / "tokenizer.json", 400)))
+    b = load_tokenizer(str(FX.train_bytelevel_bpe(tmp_path / "b" / "tokenizer.json", 500)))
+    a2 = load_tokenizer(str(tmp_path / "a" / "tokenizer.json"))
+    assert a.vocab_identity() == a2.vocab_identity() != b.vocab_identity()
+    pool = M.build_pool(["A licence grants permission to copy and modify the software."])
+    measure(a, pool, SPEC)
+    assert load_tokenizer(str(tmp_path / "a" / "tokenizer.json")).stored_facts is not None
+    assert load_tokenizer(str(tmp_path / "b" / "tokenizer.json")).stored_facts is None

@@ -20,7 +20,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -101,6 +101,18 @@ def _bytes_to_unicode() -> dict[int, str]:
 _BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
 
 
+def normalized_docs(docs: list[str], form: str) -> np.ndarray:
+    """Per doc: is it already in Unicode normal form ``form`` (NFC, NFD, NFKC, NFKD)?"""
+    import unicodedata
+
+    return np.fromiter((unicodedata.is_normalized(form, d) for d in docs), dtype=bool,
+                       count=len(docs))
+
+
+def _normalized_fn(docs: list[str]) -> Callable[[str], np.ndarray]:
+    return lambda form: normalized_docs(docs, form)
+
+
 class TokenizerAdapter:
     """What the evaluator needs from a tokenizer; subclasses wrap one backend each."""
 
@@ -149,8 +161,11 @@ class TokenizerAdapter:
 
     unk_id: int | None = None
 
-    def alignable_docs(self, docs: list[str]) -> np.ndarray:
-        """Per doc: can token bytes be expected to concatenate to the doc's UTF-8 bytes?"""
+    def alignable_docs(self, docs: list[str],
+                       normalized: Callable[[str], np.ndarray] | None = None) -> np.ndarray:
+        """Per doc: can token bytes be expected to concatenate to the doc's UTF-8 bytes?
+        ``normalized(form)``: per doc, is it already in that Unicode normal form (a text-side
+        fact, e.g. ``TextPool.is_normalized``, cached for every tokenizer)."""
         return np.full(len(docs), self.byte_exact, dtype=bool)
 
     # -- shared -------------------------------------------------------------------------
@@ -162,12 +177,14 @@ class TokenizerAdapter:
         """Yield ``(d0, d1, encode_batch(texts[d0:d1]))`` for consecutive ranges given by
         ``bounds`` (``[0, ..., len(texts)]``). While the caller works on one range the next is
         encoded in a background thread (the encoders release the GIL), so deriving metrics
-        overlaps with encoding. One range: encoded inline, no thread."""
+        overlaps with encoding; one core is left to the caller (encoder threads = all cores - 1,
+        at least 1). One range: encoded inline with ``threads``, no thread."""
         ranges = list(zip(bounds[:-1], bounds[1:]))
         if len(ranges) <= 1:
             for d0, d1 in ranges:
                 yield d0, d1, self._encode(texts[d0:d1], threads, offsets)
             return
+        threads = max(1, (threads or os.cpu_count() or 1) - 1)
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool:
@@ -275,14 +292,11 @@ class QuicktokAdapter(TokenizerAdapter):
 
         return unicodedata.normalize(self.normal_form, text)
 
-    def alignable_docs(self, docs: list[str]) -> np.ndarray:
+    def alignable_docs(self, docs: list[str],
+                       normalized: Callable[[str], np.ndarray] | None = None) -> np.ndarray:
         if self.normal_form is None:
             return np.ones(len(docs), dtype=bool)
-        import unicodedata
-
-        form = self.normal_form
-        return np.fromiter((unicodedata.is_normalized(form, d) for d in docs), dtype=bool,
-                           count=len(docs))
+        return (normalized or _normalized_fn(docs))(self.normal_form)
 
     @property
     def vocab_size(self) -> int:
@@ -375,16 +389,17 @@ class HFAdapter(TokenizerAdapter):
     def vocab_size(self) -> int:
         return int(self.tok.get_vocab_size(with_added_tokens=True))
 
-    def alignable_docs(self, docs: list[str]) -> np.ndarray:
+    def alignable_docs(self, docs: list[str],
+                       normalized: Callable[[str], np.ndarray] | None = None) -> np.ndarray:
         if not self._alignable:
             return np.zeros(len(docs), dtype=bool)
         if not self.normal_forms:
             return np.ones(len(docs), dtype=bool)
-        import unicodedata
-
-        forms = self.normal_forms
-        return np.fromiter((all(unicodedata.is_normalized(f, d) for f in forms) for d in docs),
-                           dtype=bool, count=len(docs))
+        fn = normalized or _normalized_fn(docs)
+        out = np.ones(len(docs), dtype=bool)
+        for form in self.normal_forms:
+            out &= fn(form)
+        return out
 
     def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
         t0 = time.perf_counter()

@@ -187,7 +187,7 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
     byte alignment of a chunk are computed while the next chunk is encoded in the background.
     The results are the same as from one ``encode_batch`` of the whole pool.
     """
-    alignable = adapter.alignable_docs(pool.docs)
+    alignable = adapter.alignable_docs(pool.docs, pool.is_normalized)
     V = adapter.vocab_size
     freq = np.zeros(V, dtype=np.int64)
     parts: list[M.ChunkAlignment] = []

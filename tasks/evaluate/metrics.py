@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from tokenfoundry.tasks.evaluate.adapters import Encoded, TokenizerAdapter
+from tokenfoundry.tasks.evaluate.adapters import Encoded, TokenizerAdapter, normalized_docs
 
 #: Code point ranges of scripts written without spaces between words.
 SCRIPTIO_CONTINUA = (
@@ -98,6 +98,14 @@ class TextPool:
     @property
     def total_bytes(self) -> int:
         return int(self.doc_bytes.sum())
+
+    def is_normalized(self, form: str) -> np.ndarray:
+        """Per doc: already in Unicode normal form ``form``? Computed once per pool and form."""
+        key = f"_normalized_{form}"
+        cached = self.__dict__.get(key)
+        if cached is None:
+            cached = self.__dict__[key] = normalized_docs(self.docs, form)
+        return cached
 
     def lang_codes(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted distinct languages, code per doc); computed once per pool."""

@@ -280,54 +280,16 @@ def bench_multilingual(work: Path, vocab: int, fraction: float = 0.1, alpha: flo
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_throughput(work: Path, tokenizer: Path | None, repeats: int = 2, scale: int = 1
+def bench_throughput(work: Path, tokenizer: Path | None, repeats: int = 3, scale: int = 1
                      ) -> dict:
-    """All-metrics time vs bare encode_batch on the full legal corpus, per tokenizer."""
-    from tokenfoundry.tasks.evaluate import metrics as M
-    from tokenfoundry.tasks.evaluate.adapters import load_reference, load_tokenizer
-    from tokenfoundry.tasks.evaluate.core import measure
+    """Every metric vs bare encode_batch of the same text, per tokenizer (median of >= 3), on
+    the legal corpus and the held-out parallel segments: benchmarks/evaluate_throughput.py."""
+    from evaluate_throughput import default_candidates, run
 
-    corpus, _ = legal_data(work / "legal", 0.1)
-    docs = pq.read_table(corpus, columns=["text"]).column("text").to_pylist() * scale  # 6 MB each
-    nbytes = sum(len(d.encode()) for d in docs)
-    print(f"[throughput] {len(docs)} documents, {nbytes / 1e6:.1f} MB")
-    t0 = time.perf_counter()
-    pool = M.build_pool(docs)
-    pool_s = time.perf_counter() - t0
-    spec = EvaluateSpec(tokenizers=["gpt2"], texts=["-"], references=[])
-    adapters = ([load_tokenizer(f"legal={tokenizer}")] if tokenizer else []) + [
-        load_reference(r) for r in ("gpt2", "o200k", "llama3")]
-    out: dict = {"mb": nbytes / 1e6, "text_stats_seconds": pool_s}
-    tot_bare = tot_all = 0.0
-    for ad in adapters:
-        bare, full = [], []
-        t = time.perf_counter()
-        r = measure(ad, pool, spec)  # cold: also builds token tables, checks reachability
-        cold = time.perf_counter() - t
-        for _ in range(repeats):
-            t = time.perf_counter()
-            if ad.kind == "quicktok":
-                ad.enc.encode_batch(docs, os.cpu_count() or 1, False)  # as the adapter does
-            else:
-                ad.tok.encode_batch_fast(docs, add_special_tokens=False)
-            bare.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            measure(ad, pool, spec)
-            full.append(time.perf_counter() - t)
-        b, f = min(bare), min(full)
-        tot_bare += b
-        tot_all += f
-        out[ad.name] = {"bare_encode_s": b, "all_metrics_s": f, "overhead": f / b - 1,
-                        "cold_all_metrics_s": cold, "cold_overhead": cold / b - 1,
-                        "bare_mb_per_s": nbytes / b / 1e6, "roundtrip_errors": r["roundtrip_errors"]}
-        print(f"  {ad.name:8s} bare encode_batch {b:6.2f} s ({nbytes / b / 1e6:6.1f} MB/s)  "
-              f"encode + every metric {f:6.2f} s  overhead {f / b - 1:+.1%}  (first call, "
-              f"incl. vocabulary checks: {cold:.2f} s, {cold / b - 1:+.1%})")
-    out["all_tokenizers_overhead_incl_text_stats"] = (tot_all + pool_s) / tot_bare - 1
-    print(f"  text statistics (words, bytes; once per text, shared): {pool_s:.2f} s; "
-          f"all tokenizers together incl. text stats: "
-          f"{out['all_tokenizers_overhead_incl_text_stats']:+.1%} over bare encode_batch")
-    return out
+    cands = default_candidates(work)
+    if tokenizer is not None:
+        cands["legal-superbpe"] = tokenizer
+    return run(work, cands, repeats, scale=scale)
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-
 from tokenfoundry.tasks.evaluate.adapters import Encoded, TokenizerAdapter, normalized_docs
 
 #: Code point ranges of scripts written without spaces between words.
@@ -301,7 +300,7 @@ def token_hashes(adapter: TokenizerAdapter) -> np.ndarray:
     if cached is None and adapter.stored_facts is not None:
         cached = adapter._token_hashes = adapter.stored_facts["token_hash"]  # noqa: SLF001
     if cached is None:
-        flat, starts = adapter.byte_table
+        flat, _ = adapter.byte_table
         lens = adapter.token_bytes_len.astype(np.int64)
         k = _ranges(lens)
         w = _powers(int(lens.max()) + 1 if len(lens) else 1)

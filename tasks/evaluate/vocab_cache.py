@@ -39,7 +39,7 @@ def cache_dir() -> Path | None:
 
 def cache_key(identity: str) -> str:
     """sha256 hex of the identity string (already includes the library version)."""
-    return hashlib.sha256(f"tokenfoundry-vocab-{FORMAT}\n{identity}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"tokenfoundry-vocab-{FORMAT}\n{identity}".encode()).hexdigest()
 
 
 def load(identity: str | None) -> dict[str, np.ndarray] | None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tokenfoundry.schemas.evaluate import EvaluateSpec
 from tokenfoundry.tasks.evaluate import metrics as M
 from tokenfoundry.tasks.evaluate.adapters import load_reference, load_tokenizer
@@ -138,7 +137,6 @@ def test_parallel_only_evaluation_reuses_the_encoding_with_the_same_premium(tmp_
     import pyarrow as pa
     import pyarrow.parquet as pq
     import quicktok
-
     from tokenfoundry.tasks.evaluate.core import evaluate
 
     segs = [("Open File", "Datei öffnen", "ファイルを開く"),

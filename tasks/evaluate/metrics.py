@@ -219,6 +219,16 @@ def per_doc_sum(values: np.ndarray, offsets: np.ndarray, dtype=np.int64) -> np.n
     return cs[offsets[1:]] - cs[offsets[:-1]]
 
 
+def _sum_per_doc(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``per_doc_sum`` by ``np.add.reduceat`` (no prefix-sum array; wraps like the values)."""
+    n_docs = len(offsets) - 1
+    if len(values) == 0 or n_docs == 0:
+        return np.zeros(n_docs, dtype=values.dtype)
+    out = np.add.reduceat(values, np.minimum(offsets[:-1], len(values) - 1))
+    out[offsets[1:] == offsets[:-1]] = 0  # reduceat gives values[i] for an empty range
+    return out
+
+
 def _ranges(lengths: np.ndarray) -> np.ndarray:
     """concat(arange(l) for l in lengths) without a Python loop."""
     total = int(lengths.sum())
@@ -367,7 +377,7 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
     with np.errstate(over="ignore"):
         contrib = np.take(idx.weights, starts)
         contrib *= np.take(token_hashes(adapter), ids)
-    doc_sum = per_doc_sum(contrib, enc.offsets, dtype=np.uint64)
+        doc_sum = _sum_per_doc(contrib, enc.offsets)
     mism = np.flatnonzero(aligned & (doc_sum != idx.doc_hash[d0:d1])) + d0
     inside = np.take(idx.word_inside, starts if all_aligned else starts[keep])
     if len(inside):  # starts ascend, so a word's interior starts are consecutive: keep the first

@@ -201,3 +201,15 @@ def test_cache_key_follows_the_tokenizer_definition(tmp_path, monkeypatch):
     measure(a, pool, SPEC)
     assert load_tokenizer(str(tmp_path / "a" / "tokenizer.json")).stored_facts is not None
     assert load_tokenizer(str(tmp_path / "b" / "tokenizer.json")).stored_facts is None
+
+
+def test_sum_per_doc_with_empty_documents_anywhere():
+    rng = np.random.default_rng(7)
+    vals = rng.integers(0, 2**63, size=9, dtype=np.uint64)
+    for offsets in ([0, 0, 3, 3, 9, 9], [0, 9], [0, 4, 9], [0, 0, 0, 9]):
+        off = np.asarray(offsets, dtype=np.int64)
+        with np.errstate(over="ignore"):
+            assert M._sum_per_doc(vals, off).tolist() == M.per_doc_sum(
+                vals, off, dtype=np.uint64).tolist()
+    empty = np.zeros(0, dtype=np.uint64)
+    assert M._sum_per_doc(empty, np.array([0, 0, 0])).tolist() == [0, 0]

@@ -222,10 +222,13 @@ def per_doc_sum(values: np.ndarray, offsets: np.ndarray, dtype=np.int64) -> np.n
 def _sum_per_doc(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """``per_doc_sum`` by ``np.add.reduceat`` (no prefix-sum array; wraps like the values)."""
     n_docs = len(offsets) - 1
-    if len(values) == 0 or n_docs == 0:
-        return np.zeros(n_docs, dtype=values.dtype)
-    out = np.add.reduceat(values, np.minimum(offsets[:-1], len(values) - 1))
-    out[offsets[1:] == offsets[:-1]] = 0  # reduceat gives values[i] for an empty range
+    out = np.zeros(n_docs, dtype=values.dtype)
+    empty = offsets[1:] == offsets[:-1]
+    if len(values) == 0 or empty.all():
+        return out
+    k = int(np.flatnonzero(~empty)[-1]) + 1  # documents after the last non-empty one are empty
+    out[:k] = np.add.reduceat(values, offsets[:k])  # (their start would be out of range)
+    out[empty] = 0  # reduceat gives values[start] for an empty range
     return out
 
 

@@ -33,6 +33,38 @@ def test_words_ignore_case_punctuation_and_spacing():
     assert wh[:4].tolist() == wh[4:8].tolist()
 
 
+def test_words_match_python_split_whatever_the_batch_layout():
+    """Every word list equals Python's str.split + strip on real gettext messages, for many
+    batch layouts (a regression: pyarrow's utf8_split_whitespace sometimes kept the trailing
+    newline of a batch's last message on its last word, so signatures depended on batching)."""
+    import gettext
+
+    from tokenfoundry.tasks.dedup.minhash import PUNCTUATION
+
+    texts: list[str] = []
+    for mo in sorted(Path("/usr/share/locale").glob("[defs]?/LC_MESSAGES/*.mo"))[:40]:
+        with open(mo, "rb") as fh:
+            try:
+                texts += [v for k, v in gettext.GNUTranslations(fh)._catalog.items()
+                          if k and isinstance(v, str) and v.endswith("\n")]
+            except (OSError, UnicodeDecodeError):
+                continue
+    if len(texts) < 200:
+        pytest.skip("needs gettext catalogs under /usr/share/locale")
+    expected = [[w.strip(PUNCTUATION) for w in t.lower().split() if w.strip(PUNCTUATION)]
+                for t in texts]
+    arr = pa.array(texts, pa.string())
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        start = int(rng.integers(0, len(texts) - 50))
+        n = int(rng.integers(1, 50))
+        sel = np.sort(rng.choice(np.arange(start, start + 50), n, replace=False))
+        wh, counts = words_of(arr.take(pa.array(sel)))
+        want = [w for i in sel for w in expected[i]]
+        assert counts.tolist() == [len(expected[i]) for i in sel]
+        assert wh.tolist() == words_of(pa.array([" ".join(want)]))[0].tolist()
+
+
 def test_estimate_tracks_true_jaccard_on_edited_licence_paragraphs(licence_dir):
     rng = np.random.default_rng(7)
     errors, trues = [], []

@@ -25,8 +25,10 @@ import io
 import os
 import posixpath
 import tempfile
+import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -191,9 +193,41 @@ def plan_dedup(ws: Workspace, spec: DedupSpec, shard_rows: int = SHARD_ROWS) -> 
     )
 
 
+# Per-process memo of what every shard of a plan reads and nobody rewrites: the committed input
+# snapshot (its manifest) and the work files written once by the exact stage. A corpus of many
+# small part files has hundreds of shards; reading these once per shard cost more than the
+# MinHash work itself. Keyed by plan (work_dir is unique to the output snapshot id).
+_MEMO: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+_MEMO_SIZE = 4
+
+
+def _memo(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+    with _MEMO_LOCK:
+        if key in _MEMO:
+            _MEMO.move_to_end(key)
+            return _MEMO[key]
+    value = make()
+    with _MEMO_LOCK:
+        _MEMO[key] = value
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return value
+
+
 def _open(plan: DedupPlan) -> tuple[Workspace, DedupSpec, Snapshot]:
-    ws = Workspace(plan.workspace)
-    return ws, DedupSpec.model_validate(plan.spec), ws.snapshot(plan.corpus, plan.input_snapshot)
+    def make() -> tuple[Workspace, Snapshot]:
+        ws = Workspace(plan.workspace)
+        return ws, ws.snapshot(plan.corpus, plan.input_snapshot)
+
+    ws, snap = _memo(("open", plan.workspace, plan.corpus, plan.input_snapshot), make)
+    return ws, DedupSpec.model_validate(plan.spec), snap
+
+
+def _exact_table(ws: Workspace, plan: DedupPlan) -> pa.Table:
+    """``exact.parquet`` of the plan (written once by :func:`run_exact`, then only read)."""
+    path = posixpath.join(plan.work_dir, "exact.parquet")
+    return _memo(("exact", plan.workspace, path), lambda: _read_parquet(ws, path))
 
 
 def _temp_dir(ws: Workspace, plan: DedupPlan) -> str:
@@ -244,7 +278,8 @@ def _boilerplate(ws: Workspace, plan: DedupPlan) -> frozenset[str]:
     bp = posixpath.join(plan.work_dir, "boilerplate.parquet")
     if not ws.fs.exists(bp):
         return frozenset()
-    return frozenset(_read_parquet(ws, bp).column("line").to_pylist())
+    return _memo(("boilerplate", plan.workspace, bp),
+                 lambda: frozenset(_read_parquet(ws, bp).column("line").to_pylist()))
 
 
 # ---- stage 2: signatures + buckets per shard -------------------------------------------------
@@ -278,8 +313,7 @@ def run_shard(plan: DedupPlan, shard: int) -> dict[str, int]:
     if ws.fs.exists(sig_path) and ws.fs.exists(bucket_path):
         t = _read_parquet(ws, sig_path)
         return {"shard": shard, "signed": t.num_rows, "reused": 1}
-    exact = _read_parquet(ws, posixpath.join(plan.work_dir, "exact.parquet")).slice(
-        ref.pos, ref.stop - ref.start)
+    exact = _exact_table(ws, plan).slice(ref.pos, ref.stop - ref.start)
     idx = exact.column("idx").to_numpy()
     in_play = (exact.column("exact_rep").to_numpy() == idx) & \
         pc.is_null(exact.column("prior_rep")).to_numpy(zero_copy_only=False)
@@ -509,7 +543,7 @@ def finish(plan: DedupPlan, progress: Progress = no_progress, started: float | N
     ws, spec, snap = _open(plan)
     tmp = _temp_dir(ws, plan)
     n = plan.n_docs
-    exact = ExactTable.from_table(_read_parquet(ws, posixpath.join(plan.work_dir, "exact.parquet")))
+    exact = ExactTable.from_table(_exact_table(ws, plan))
     lines = _boilerplate(ws, plan)
     for ref in plan.shards:
         if not ws.fs.exists(_shard_paths(plan, ref.shard)[0]):

@@ -1,7 +1,8 @@
 """The dedup stage: exact -> MinHash signatures per shard -> LSH buckets -> clusters -> snapshot.
 
-Stages (each writes files you can inspect under ``<workspace>/_work/dedup/<corpus>/<snapshot>/``
-until the output snapshot is committed, as datatrove's signature -> buckets -> clusters -> filter):
+Stages (each writes files you can inspect under
+``<workspace>/_work/dedup/<corpus>/<snapshot>.rows<N>/`` until the output snapshot is committed,
+as datatrove's signature -> buckets -> clusters -> filter):
 
 1. ``run_exact``   DuckDB over the input Parquet: rank (source, location, doc_id), exact groups
                    by content_hash, earlier copies (incremental); optional boilerplate lines.
@@ -69,14 +70,13 @@ JACCARD_PREFILTER_MARGIN = 0.15
 
 
 class ShardRef(BaseModel):
-    """Rows [start, stop) of input file ``file``; ``pos`` is the global row offset of ``start``."""
+    """Global rows [pos, stop) of the input snapshot (its files in manifest order); a shard may
+    span many small part files (ingest writes one per source file) or part of a large one."""
 
     model_config = ConfigDict(extra="forbid")
     shard: int
-    file: int
-    start: int
-    stop: int
     pos: int
+    stop: int
 
 
 class DedupPlan(BaseModel):
@@ -154,14 +154,9 @@ def _check_schema(ws: Workspace, snap: Snapshot) -> None:
 
 
 def _shards(ws: Workspace, snap: Snapshot, shard_rows: int) -> list[ShardRef]:
-    out: list[ShardRef] = []
-    pos = 0
-    for i, f in enumerate(snap.manifest.files):
-        for start in range(0, f.rows, shard_rows):
-            stop = min(start + shard_rows, f.rows)
-            out.append(ShardRef(shard=len(out), file=i, start=start, stop=stop, pos=pos + start))
-        pos += f.rows
-    return out
+    total = sum(f.rows for f in snap.manifest.files)
+    return [ShardRef(shard=i, pos=s, stop=min(s + shard_rows, total))
+            for i, s in enumerate(range(0, total, shard_rows))]
 
 
 def plan_dedup(ws: Workspace, spec: DedupSpec, shard_rows: int = SHARD_ROWS) -> DedupPlan:
@@ -188,7 +183,9 @@ def plan_dedup(ws: Workspace, spec: DedupSpec, shard_rows: int = SHARD_ROWS) -> 
         workspace=root, corpus=spec.corpus, spec=spec.model_dump(mode="json"),
         spec_hash=spec_hash, input_snapshot=snap.snapshot_id, snapshot_id=sid,
         bands=bands, rows=rows, verify_threshold=vt, prior=prior,
-        work_dir=ws.path("_work", "dedup", spec.corpus, sid), n_docs=snap.rows,
+        # the shard layout is part of the name: a resumed run never mixes layouts
+        work_dir=ws.path("_work", "dedup", spec.corpus, f"{sid}.rows{shard_rows}"),
+        n_docs=snap.rows,
         shards=_shards(ws, snap, shard_rows),
     )
 
@@ -286,18 +283,28 @@ def _boilerplate(ws: Workspace, plan: DedupPlan) -> frozenset[str]:
 
 
 def _read_rows(ws: Workspace, snap: Snapshot, ref: ShardRef, columns: list[str]) -> pa.Table:
-    path = posixpath.join(snap.dir, snap.manifest.files[ref.file].path)
-    with ws.fs.open(path, "rb") as fh:
-        pf = pq.ParquetFile(fh)
-        groups, first, row0 = [], None, 0
-        for g in range(pf.metadata.num_row_groups):
-            n = pf.metadata.row_group(g).num_rows
-            if row0 + n > ref.start and row0 < ref.stop:
-                groups.append(g)
-                first = row0 if first is None else first
-            row0 += n
-        t = pf.read_row_groups(groups, columns=columns)
-    return t.slice(ref.start - first, ref.stop - ref.start)
+    """The shard's rows, read row group by row group from every file it overlaps."""
+    parts: list[pa.Table] = []
+    file_start = 0
+    for f in snap.manifest.files:
+        file_stop = file_start + f.rows
+        if file_stop > ref.pos and file_start < ref.stop and f.rows:
+            start, stop = max(ref.pos, file_start) - file_start, min(ref.stop, file_stop) - file_start
+            with ws.fs.open(posixpath.join(snap.dir, f.path), "rb") as fh:
+                pf = pq.ParquetFile(fh)
+                groups, first, row0 = [], None, 0
+                for g in range(pf.metadata.num_row_groups):
+                    n = pf.metadata.row_group(g).num_rows
+                    if row0 + n > start and row0 < stop:
+                        groups.append(g)
+                        first = row0 if first is None else first
+                    row0 += n
+                t = pf.read_row_groups(groups, columns=columns)
+            parts.append(t.slice(start - first, stop - start))
+        if file_stop >= ref.stop:
+            break
+        file_start = file_stop
+    return pa.concat_tables(parts)
 
 
 def _shard_paths(plan: DedupPlan, shard: int) -> tuple[str, str]:
@@ -313,7 +320,7 @@ def run_shard(plan: DedupPlan, shard: int) -> dict[str, int]:
     if ws.fs.exists(sig_path) and ws.fs.exists(bucket_path):
         t = _read_parquet(ws, sig_path)
         return {"shard": shard, "signed": t.num_rows, "reused": 1}
-    exact = _exact_table(ws, plan).slice(ref.pos, ref.stop - ref.start)
+    exact = _exact_table(ws, plan).slice(ref.pos, ref.stop - ref.pos)
     idx = exact.column("idx").to_numpy()
     in_play = (exact.column("exact_rep").to_numpy() == idx) & \
         pc.is_null(exact.column("prior_rep")).to_numpy(zero_copy_only=False)

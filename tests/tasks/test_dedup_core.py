@@ -166,6 +166,27 @@ def test_rerun_and_sharding_give_the_same_snapshot(tmp_path, paras):
     assert results[0][3]["near_duplicates"] == 8 and results[0][3]["exact_duplicates"] == 4
 
 
+def test_shards_spanning_many_ingest_parts_give_the_same_snapshot(tmp_path):
+    """Ingest writes one part per source file; a shard packs many of them (or cuts one)."""
+    from tokenfoundry.schemas.ingest import IngestSpec
+    from tokenfoundry.tasks.ingest.core import ingest
+
+    if not Path("/usr/share/common-licenses").is_dir():
+        pytest.skip("needs /usr/share/common-licenses")
+    results = []
+    for n, shard_rows in enumerate([65_536, 37, 5000]):
+        ws = Workspace(tmp_path / f"ws{n}")
+        ing = ingest(ws, IngestSpec(corpus="lic", sources=["/usr/share/common-licenses"],
+                                    split_paragraphs=True, min_chars=40, lang="en"))
+        files = ws.snapshot("lic", ing.snapshot_id).manifest.files
+        assert len(files) >= 8  # many parts
+        r = dedup(ws, DedupSpec(corpus="lic"), shard_rows=shard_rows)
+        results.append((r.snapshot_id, read_clusters(ws, r), kept_ids(r),
+                        ws.snapshot("lic", r.snapshot_id).manifest.counts))
+    assert results[0] == results[1] == results[2]
+    assert results[0][3]["near_duplicates"] + results[0][3]["exact_duplicates"] > 0
+
+
 def test_spec_changes_the_snapshot_id(workspace, paras):
     make_snapshot(workspace, "legal", paras[:10])
     a = dedup(workspace, DedupSpec(corpus="legal"))

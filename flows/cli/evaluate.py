@@ -137,6 +137,7 @@ def evaluate_cmd(
 
 
 def _print_summary(result) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title="tokenizer evaluation", title_justify="left")
@@ -152,7 +153,7 @@ def _print_summary(result) -> None:
         t.add_row(label, f(m.bytes_per_token), f(m.fertility), f(m.nsl), f(m.vocab_utilization),
                   f(m.renyi_efficiency), str(m.roundtrip_errors), f(m.parity), f(m.encode_mb_per_s, 1))
     out.print(t)
-    for g in result.gates:
-        mark = "[green]pass[/]" if g.passed else f"[red]FAIL[/] {g.reason}"
-        out.print(f"gate {g.expr}: {mark}")
+    for g in result.gates:  # escaped: "nsl[o200k]" is not rich markup
+        mark = "[green]pass[/]" if g.passed else f"[red]FAIL[/] {escape(g.reason)}"
+        out.print(f"gate {escape(g.expr)}: {mark}")
     out.print(f"report: {result.report_path}")

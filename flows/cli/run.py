@@ -118,6 +118,7 @@ def run_with_progress(spec: Any, workspace: str, runner: dict[str, Any] | None,
 
 def print_summary(result: dict[str, Any]) -> None:
     """Metrics table (candidate beside references), gates, snapshots, what was published."""
+    from rich.markup import escape
     from rich.table import Table
 
     from tokenfoundry.flows.pipeline import REPORT_METRICS, metrics_rows
@@ -147,7 +148,7 @@ def print_summary(result: dict[str, Any]) -> None:
         for c in ("gate", "value", "result"):
             g.add_column(c)
         for x in gates:
-            g.add_row(x["expr"], _cell(x.get("value")),
+            g.add_row(escape(x["expr"]), _cell(x.get("value")),  # "nsl[o200k]" is not markup
                       "[green]pass[/]" if x.get("passed") else "[red]FAIL[/]")
         out.print(g)
     s = Table(title="stages", title_justify="left")

@@ -61,3 +61,20 @@ def test_check_gates_pass_and_fail_with_value_and_threshold():
 
 def test_all_pass_raises_nothing():
     raise_for_gates(check_gates(METRICS, ["bytes_per_token > 4", "premium[en] == 1"]))
+
+
+def test_summary_tables_print_keyed_gates_verbatim(monkeypatch):
+    """"nsl[o200k] <= 0.9" must not be eaten as rich markup in the run summary."""
+    import io
+
+    from rich.console import Console
+
+    import tokenfoundry.flows.cli.run as run_mod
+
+    buf = io.StringIO()
+    monkeypatch.setattr(run_mod, "out", Console(file=buf, width=120, color_system=None))
+    run_mod.print_summary({"stages": [], "gates": [
+        {"expr": "nsl[o200k] <= 0.9", "value": 0.58, "passed": True},
+        {"expr": "premium[de] <= 1.3", "value": 1.4, "passed": False}]})
+    text = buf.getvalue()
+    assert "nsl[o200k] <= 0.9" in text and "premium[de] <= 1.3" in text

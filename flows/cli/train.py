@@ -114,6 +114,8 @@ def train_command(
     superbpe_transition: Annotated[int | None, typer.Option(
         help="SuperBPE transition point t (vocab size after stage 1) [default: 0.8 x vocab].")
     ] = None,
+    superbpe_max_words: Annotated[int | None, typer.Option(
+        help="SuperBPE: most words a superword token spans [default: 4].")] = None,
     parity_aware: Annotated[bool | None, typer.Option(
         "--parity-aware/--no-parity-aware", help="Parity-aware BPE (needs --mix-by lang and "
         "parallel gettext text).")] = None,
@@ -145,6 +147,7 @@ def train_command(
         "special_tokens": list(special_token) if special_token else None,
         "unk_token": unk_token, "max_token_length": max_token_length,
         "limit_alphabet": limit_alphabet, "superbpe_transition": superbpe_transition,
+        "superbpe_max_words": superbpe_max_words,
         "parity_aware": parity_aware, "character_coverage": character_coverage,
         "split_digits": split_digits, "input_sentence_size": input_sentence_size,
         "deterministic": deterministic,

@@ -39,6 +39,9 @@ REFERENCE_ALIASES = {"o200k_base": "o200k", "cl100k_base": "cl100k", "llama-3": 
                      "llama3": "llama3", "qwen-3": "qwen3", "qwen3": "qwen3", "gpt-2": "gpt2",
                      "gpt2": "gpt2", "o200k": "o200k", "cl100k": "cl100k", "r50k_base": "gpt2"}
 
+#: Cores left to the caller while chunks are encoded in the background (see encode_chunks).
+CHUNK_THREADS_LEFT = 1
+
 _BYTE_FALLBACK_RE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
@@ -184,7 +187,7 @@ class TokenizerAdapter:
             for d0, d1 in ranges:
                 yield d0, d1, self._encode(texts[d0:d1], threads, offsets)
             return
-        threads = max(1, (threads or os.cpu_count() or 1) - 1)
+        threads = max(1, (threads or os.cpu_count() or 1) - CHUNK_THREADS_LEFT)
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool:

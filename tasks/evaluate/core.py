@@ -160,9 +160,12 @@ def _unreachable_tokens(adapter: TokenizerAdapter) -> tuple[list[int], int]:
     return bad, partial
 
 
-#: Pools above this size are encoded in chunks of about this many bytes (at most
-#: ``MAX_CHUNKS``), so that the metrics of one chunk are derived while the next is encoded.
-CHUNK_BYTES = 1 << 19
+#: ``measure(..., chunk_bytes=N)`` encodes pools above N bytes in chunks of about N bytes (at
+#: most ``MAX_CHUNKS``), deriving the metrics of one chunk while the next is encoded. Off by
+#: default (0): with the compiled per-token pass the metrics cost ~10 ns per token, and one
+#: ``encode_batch`` call over all documents parallelises better than several smaller ones
+#: (quicktok, measured in benchmarks/evaluate_throughput.py).
+CHUNK_BYTES = 0
 MAX_CHUNKS = 8
 
 
@@ -183,24 +186,25 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
             chunk_bytes: int = CHUNK_BYTES) -> dict:
     """Encode the pool once and derive every text metric; returns a plain dict.
 
-    Large pools are encoded chunk by chunk (:func:`chunk_bounds`); the frequencies and the
-    byte alignment of a chunk are computed while the next chunk is encoded in the background.
-    The results are the same as from one ``encode_batch`` of the whole pool.
+    With ``chunk_bytes`` > 0, large pools are encoded chunk by chunk (:func:`chunk_bounds`):
+    the frequencies and byte alignment of a chunk are computed while the next chunk is encoded
+    in the background. The results are the same as from one ``encode_batch`` of the pool.
     """
     alignable = adapter.alignable_docs(pool.docs, pool.is_normalized)
     V = adapter.vocab_size
     freq = np.zeros(V, dtype=np.int64)
     parts: list[M.ChunkAlignment] = []
+    continued = np.zeros(len(pool.word_doc) + 1, dtype=bool)  # + the slot of "no word"
     encs = []
     work = 0.0  # seconds spent deriving metrics (not waiting for the encoder)
     bounds = chunk_bounds(pool.doc_bytes, chunk_bytes)
     for d0, d1, e in adapter.encode_chunks(pool.docs, bounds, spec.threads,
                                            offsets=not alignable.all()):
         t = time.perf_counter()
-        if len(e.ids):
+        if alignable[d0:d1].any():  # also counts the chunk's ids into freq
+            parts.append(M.align_chunk(pool, adapter, e, d0, alignable[d0:d1], freq, continued))
+        elif len(e.ids):
             freq += np.bincount(e.ids_intp, minlength=V)[:V]
-        if alignable[d0:d1].any():
-            parts.append(M.align_chunk(pool, adapter, e, d0, alignable[d0:d1]))
         encs.append(e)
         work += time.perf_counter() - t
     t0 = time.perf_counter()
@@ -215,7 +219,7 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
     word_known = np.zeros(len(pool.word_doc), dtype=bool)
     rt_bad: set[int] = set()
     if alignable.any():
-        al = M.merge_alignments(pool, parts)
+        al = M.merge_alignments(pool, parts, continued)
         rt_bad.update(int(d) for d in al.mismatched_docs)
         rt_bad.update(int(d) for d in np.flatnonzero(alignable & ~al.aligned))
         if al.word_known.all():

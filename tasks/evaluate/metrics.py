@@ -345,7 +345,98 @@ class ChunkAlignment:
 
 
 def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int,
-                docs_mask: np.ndarray) -> ChunkAlignment:
+                docs_mask: np.ndarray, freq: np.ndarray | None = None,
+                continued: np.ndarray | None = None) -> ChunkAlignment:
+    """Byte-level alignment of a byte-exact tokenizer's encoding ``enc`` of the pool documents
+    ``d0 .. d0 + len(docs_mask) - 1``, for the documents in ``docs_mask``; with ``freq``, also
+    adds every token of the chunk to the frequency array ``freq`` (length = vocabulary); with
+    ``continued`` (bool, one per pool word + 1), marks continued words there (and returns none
+    in ``continued_words``).
+
+    One compiled pass over the ids when numba is available (``_align_kernel``), else numpy
+    (``_align_chunk_numpy``); both compute the same definitions (see there).
+    """
+    kernel = _kernel()
+    tl = token_lengths64(adapter)
+    # (an id outside the token table: the numpy path raises the IndexError it always did)
+    if kernel is not None and len(enc.ids) and int(enc.ids.max()) < len(tl):
+        idx = pool_index(pool)
+        d1 = d0 + len(docs_mask)
+        aligned = np.zeros(len(docs_mask), dtype=bool)
+        mism = np.zeros(len(docs_mask), dtype=bool)
+        out = continued if continued is not None else np.zeros(idx.n_words + 1, dtype=bool)
+        counts = freq if freq is not None else np.zeros(0, dtype=np.int64)
+        kernel(enc.ids, enc.offsets, idx.doc_start[d0:d1 + 1], pool.doc_bytes[d0:d1],
+               idx.doc_hash[d0:d1], docs_mask, tl, token_hashes(adapter), idx.weights,
+               idx.word_inside, aligned, mism, out, counts, freq is not None)
+        words = (np.flatnonzero(out[:-1]) if continued is None
+                 else np.zeros(0, dtype=np.int64))
+        return ChunkAlignment(d0=d0, aligned=aligned, mismatched_docs=np.flatnonzero(mism) + d0,
+                              continued_words=words)
+    if freq is not None and len(enc.ids):
+        freq += np.bincount(enc.ids_intp, minlength=len(freq))[:len(freq)]
+    part = _align_chunk_numpy(pool, adapter, enc, d0, docs_mask)
+    if continued is not None:
+        continued[part.continued_words] = True
+        part.continued_words = np.zeros(0, dtype=np.int64)
+    return part
+
+
+_KERNEL: list = []
+
+
+def _kernel():
+    """The compiled per-token pass (numba, cached on disk), or None without numba."""
+    if not _KERNEL:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba is a dependency; numpy still works
+            _KERNEL.append(None)
+        else:
+            _KERNEL.append(numba.njit(cache=True, nogil=True)(_align_kernel))
+    return _KERNEL[0]
+
+
+def _align_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, docs_mask, tl, th, weights,
+                  word_inside, aligned, mism, continued, freq, count):  # pragma: no cover
+    """For each document of a chunk: count its ids into ``freq`` (if ``count``); if in
+    ``docs_mask``, it is aligned when its token lengths sum to its byte length; then each token
+    starting at s contributes ``weights[s] * th[id]`` to the document's hash (round trip exact
+    when it equals ``doc_hash``) and marks ``word_inside[s]`` (>= 0) as continued. Every id
+    must be < len(tl) (the caller checks). Same definitions as the numpy path; compiled with
+    numba (plain Python here, so it also runs without it)."""
+    n_freq = freq.shape[0]
+    for d in range(docs_mask.shape[0]):
+        lo = offsets[d]
+        hi = offsets[d + 1]
+        if count:
+            for k in range(lo, hi):
+                t = ids[k]
+                if t < n_freq:
+                    freq[t] += 1
+        if not docs_mask[d]:
+            continue
+        total = 0
+        for k in range(lo, hi):
+            total += tl[ids[k]]
+        if total != doc_bytes[d]:
+            continue
+        aligned[d] = True
+        pos = doc_start[d]
+        h = np.uint64(0)
+        for k in range(lo, hi):
+            t = ids[k]
+            h += weights[pos] * th[t]
+            w = word_inside[pos]
+            if w >= 0:
+                continued[w] = True
+            pos += tl[t]
+        if h != doc_hash[d]:
+            mism[d] = True
+
+
+def _align_chunk_numpy(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int,
+                       docs_mask: np.ndarray) -> ChunkAlignment:
     """Byte-level alignment of a byte-exact tokenizer's encoding ``enc`` of the pool documents
     ``d0 .. d0 + len(docs_mask) - 1``, for the documents in ``docs_mask``.
 
@@ -392,11 +483,13 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
     return ChunkAlignment(d0=d0, aligned=aligned, mismatched_docs=mism, continued_words=inside)
 
 
-def merge_alignments(pool: TextPool, parts: list[ChunkAlignment]) -> Alignment:
+def merge_alignments(pool: TextPool, parts: list[ChunkAlignment],
+                     continued: np.ndarray | None = None) -> Alignment:
     """One :class:`Alignment` for the pool from its chunks (documents not in any chunk are not
-    aligned)."""
+    aligned); ``continued``: the per-word flags the chunks wrote directly (+1 slot)."""
     aligned = np.zeros(pool.n_docs, dtype=bool)
-    continued = np.zeros(len(pool.word_doc), dtype=bool)
+    continued = (continued[:-1].copy() if continued is not None
+                 else np.zeros(len(pool.word_doc), dtype=bool))
     for p in parts:
         aligned[p.d0:p.d0 + len(p.aligned)] = p.aligned
         continued[p.continued_words] = True

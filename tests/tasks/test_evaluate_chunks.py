@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from tokenfoundry.schemas.evaluate import EvaluateSpec
 from tokenfoundry.tasks.evaluate import metrics as M
-from tokenfoundry.tasks.evaluate.adapters import load_reference, load_tokenizer
+from tokenfoundry.tasks.evaluate.adapters import Encoded, load_reference, load_tokenizer
 from tokenfoundry.tasks.evaluate.core import chunk_bounds, measure
 
 
@@ -213,3 +213,44 @@ def test_sum_per_doc_with_empty_documents_anywhere():
                 vals, off, dtype=np.uint64).tolist()
     empty = np.zeros(0, dtype=np.uint64)
     assert M._sum_per_doc(empty, np.array([0, 0, 0])).tolist() == [0, 0]
+
+
+def _chunk_eq(a: M.ChunkAlignment, b: M.ChunkAlignment) -> None:
+    assert a.d0 == b.d0
+    assert a.aligned.tolist() == b.aligned.tolist()
+    assert sorted(a.mismatched_docs.tolist()) == sorted(b.mismatched_docs.tolist())
+    assert sorted(set(a.continued_words.tolist())) == sorted(set(b.continued_words.tolist()))
+
+
+@pytest.mark.parametrize("ref", ["o200k", "llama3", "gpt2"])
+def test_compiled_pass_equals_numpy_path(docs, ref):
+    """The numba pass and the numpy path agree document by document and word by word, with
+    misaligned documents (masked, and a wrong token length) and a wrong token byte."""
+    assert M._kernel() is not None  # numba is a dependency: the compiled pass is in use
+    ad = load_reference(ref)
+    ad.vocab_identity = lambda: None  # its table is altered below: not from/to the disk cache
+    surfaces, special = ad.table
+    wrong = list(surfaces)
+    the = ad.encode_batch([" the"]).ids.tolist()
+    assert len(the) == 1
+    wrong[the[0]] = b" thE"  # same length: aligned, but the round trip differs
+    moz = ad.encode_batch([" Mozilla"]).ids.tolist()
+    assert len(moz) == 1
+    wrong[moz[0]] = b" Mozilla!"  # longer: documents that use it no longer align
+    ad.__dict__["table"] = (wrong, special)
+    pool = M.build_pool(docs)
+    enc = ad.encode_batch(pool.docs)
+    mask = np.ones(pool.n_docs, dtype=bool)
+    mask[1] = False
+    for d0, d1 in ((0, pool.n_docs), (2, pool.n_docs)):
+        sub = Encoded(ids=enc.ids[enc.offsets[d0]:enc.offsets[d1]],
+                      offsets=enc.offsets[d0:d1 + 1] - enc.offsets[d0], seconds=0.0)
+        freq = np.zeros(ad.vocab_size, dtype=np.int64)
+        fast = M.align_chunk(pool, ad, sub, d0, mask[d0:d1], freq)
+        slow = M._align_chunk_numpy(pool, ad, sub, d0, mask[d0:d1])
+        _chunk_eq(fast, slow)
+        assert freq.tolist() == np.bincount(sub.ids, minlength=ad.vocab_size).tolist()
+    full = M.align_chunk(pool, ad, enc, 0, mask)
+    assert not full.aligned[1] and 0 < full.aligned.sum() < pool.n_docs - 1
+    assert len(full.mismatched_docs) > 0
+    assert len(full.continued_words) > 0

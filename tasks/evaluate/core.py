@@ -244,7 +244,8 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
 
     # distribution metrics
     reg_freq = freq[regular]
-    n_types = int((reg_freq > 0).sum())
+    n_types = int(np.count_nonzero(reg_freq))
+    renyi = M.renyi_efficiencies(reg_freq, spec.renyi_alpha, n_regular)
     mean_len, hist = M.token_length_histogram(adapter.token_bytes_len, freq)
     never = np.flatnonzero(regular & (freq == 0))
     unreach, unreach_ex, partial = unreachable_tokens(adapter, spec.max_listed_tokens)
@@ -287,8 +288,8 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
         "fertility": _ratio(n_tok, total_words),
         "continued_word_rate": _ratio(n_cont, known),
         "vocab_utilization": _ratio(n_types, n_regular),
-        "renyi_efficiency": M.renyi_efficiency(reg_freq, spec.renyi_alpha),
-        "renyi_efficiency_full_vocab": M.renyi_efficiency(reg_freq, spec.renyi_alpha, n_regular),
+        "renyi_efficiency": renyi[0],
+        "renyi_efficiency_full_vocab": renyi[1],
         "unk_rate": _ratio(unk, n_tok) if n_tok else None,
         "byte_fallback_rate": _ratio(bf, n_tok) if n_tok else None,
         "roundtrip_errors": len(rt_bad),

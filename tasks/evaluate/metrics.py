@@ -1,4 +1,5 @@
-"""Intrinsic tokenizer metrics, derived with numpy from one encode pass.
+"""Intrinsic tokenizer metrics, derived from one encode pass: per-token work in one compiled
+pass over the ids (numba; ``_align_chunk_numpy`` is the same in numpy), the rest with numpy.
 
 Text side (computed once per evaluation text, shared by every tokenizer): UTF-8 bytes,
 characters and *words* per document. A word is a maximal run of word characters (Unicode
@@ -184,6 +185,19 @@ def renyi_efficiency(counts: np.ndarray, alpha: float, vocab_size: int | None = 
     return renyi_entropy(c, alpha) / float(np.log2(v))
 
 
+def renyi_efficiencies(counts: np.ndarray, alpha: float, vocab_size: int
+                       ) -> tuple[float | None, float | None]:
+    """``(renyi_efficiency(counts, alpha), renyi_efficiency(counts, alpha, vocab_size))`` with
+    the entropy computed once."""
+    c = np.asarray(counts)
+    observed = int(np.count_nonzero(c))
+    if observed <= 1 and vocab_size <= 1:
+        return None, None
+    h = renyi_entropy(c, alpha)
+    return (h / float(np.log2(observed)) if observed > 1 else None,
+            h / float(np.log2(int(vocab_size))) if vocab_size > 1 else None)
+
+
 def token_length_histogram(lengths: np.ndarray, freq: np.ndarray, cap: int = 16
                            ) -> tuple[float, dict[str, float]]:
     """Mean token length in bytes and the share of produced tokens per length (cap = cap+)."""
@@ -296,6 +310,8 @@ class PoolIndex:
         np.cumsum(wid, out=wid)
         self.word_inside = np.where(inside, wid - 1, -1).astype(np.int32)
         self.n_words = len(ws)
+        self.doc_word_start = np.zeros(n_docs + 1, dtype=np.int64)  # words of doc d: [d, d+1)
+        np.cumsum(pool.doc_words, out=self.doc_word_start[1:])
 
 
 def pool_index(pool: TextPool) -> PoolIndex:
@@ -357,22 +373,24 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
     (``_align_chunk_numpy``); both compute the same definitions (see there).
     """
     kernel = _kernel()
-    tl = token_lengths64(adapter)
-    # (an id outside the token table: the numpy path raises the IndexError it always did)
-    if kernel is not None and len(enc.ids) and int(enc.ids.max()) < len(tl):
+    if kernel is not None and len(enc.ids):
         idx = pool_index(pool)
         d1 = d0 + len(docs_mask)
         aligned = np.zeros(len(docs_mask), dtype=bool)
         mism = np.zeros(len(docs_mask), dtype=bool)
         out = continued if continued is not None else np.zeros(idx.n_words + 1, dtype=bool)
         counts = freq if freq is not None else np.zeros(0, dtype=np.int64)
-        kernel(enc.ids, enc.offsets, idx.doc_start[d0:d1 + 1], pool.doc_bytes[d0:d1],
-               idx.doc_hash[d0:d1], docs_mask, tl, token_hashes(adapter), idx.weights,
-               idx.word_inside, aligned, mism, out, counts, freq is not None)
-        words = (np.flatnonzero(out[:-1]) if continued is None
-                 else np.zeros(0, dtype=np.int64))
-        return ChunkAlignment(d0=d0, aligned=aligned, mismatched_docs=np.flatnonzero(mism) + d0,
-                              continued_words=words)
+        bad = kernel(enc.ids, enc.offsets, idx.doc_start[d0:d1 + 1], pool.doc_bytes[d0:d1],
+                     idx.doc_hash[d0:d1], docs_mask, adapter.token_bytes_len,
+                     token_hashes(adapter), idx.weights, idx.word_inside,
+                     idx.doc_word_start[d0:d1 + 1], aligned, mism, out, counts,
+                     freq is not None)
+        if bad < 0:
+            words = (np.flatnonzero(out[:-1]) if continued is None
+                     else np.zeros(0, dtype=np.int64))
+            return ChunkAlignment(d0=d0, aligned=aligned,
+                                  mismatched_docs=np.flatnonzero(mism) + d0, continued_words=words)
+        # an id outside the token table: the numpy path raises the IndexError it always did
     if freq is not None and len(enc.ids):
         freq += np.bincount(enc.ids_intp, minlength=len(freq))[:len(freq)]
     part = _align_chunk_numpy(pool, adapter, enc, d0, docs_mask)
@@ -398,41 +416,52 @@ def _kernel():
 
 
 def _align_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, docs_mask, tl, th, weights,
-                  word_inside, aligned, mism, continued, freq, count):  # pragma: no cover
-    """For each document of a chunk: count its ids into ``freq`` (if ``count``); if in
-    ``docs_mask``, it is aligned when its token lengths sum to its byte length; then each token
-    starting at s contributes ``weights[s] * th[id]`` to the document's hash (round trip exact
-    when it equals ``doc_hash``) and marks ``word_inside[s]`` (>= 0) as continued. Every id
-    must be < len(tl) (the caller checks). Same definitions as the numpy path; compiled with
-    numba (plain Python here, so it also runs without it)."""
+                  word_inside, doc_word_start, aligned, mism, continued, freq,
+                  count):  # pragma: no cover - compiled; checked against the numpy path
+    """One pass over a chunk's ids, document by document: count each id into ``freq`` (if
+    ``count``); for a document in ``docs_mask``, a token starting at byte s (its document's
+    start + the lengths ``tl`` of the tokens before it) adds ``weights[s] * th[id]`` to the
+    document's hash and marks word ``word_inside[s]`` (>= 0) continued. The document is aligned
+    when its token lengths sum to its byte length, and round-trips when its hash equals
+    ``doc_hash``; the marks of a document that turns out not aligned are cleared (its words are
+    ``doc_word_start[d] .. doc_word_start[d + 1] - 1``). Returns -1, or the index of the first
+    id outside the tables (then ``freq`` is left as it was and nothing else is meaningful).
+    Same definitions as the numpy path; compiled with numba (plain Python without it)."""
+    n_table = tl.shape[0]
     n_freq = freq.shape[0]
     for d in range(docs_mask.shape[0]):
         lo = offsets[d]
         hi = offsets[d + 1]
-        if count:
-            for k in range(lo, hi):
-                t = ids[k]
-                if t < n_freq:
-                    freq[t] += 1
-        if not docs_mask[d]:
-            continue
-        total = 0
-        for k in range(lo, hi):
-            total += tl[ids[k]]
-        if total != doc_bytes[d]:
-            continue
-        aligned[d] = True
+        check = docs_mask[d]
         pos = doc_start[d]
+        end = doc_start[d + 1]
         h = np.uint64(0)
         for k in range(lo, hi):
             t = ids[k]
-            h += weights[pos] * th[t]
-            w = word_inside[pos]
-            if w >= 0:
-                continued[w] = True
+            if t >= n_table:
+                if count:  # undo this chunk's counts before reporting
+                    for j in range(offsets[0], k):
+                        if ids[j] < n_freq:
+                            freq[ids[j]] -= 1
+                return k
+            if count and t < n_freq:
+                freq[t] += 1
+            if check and pos < end:
+                h += weights[pos] * th[t]
+                w = word_inside[pos]
+                if w >= 0:
+                    continued[w] = True
             pos += tl[t]
+        if not check:
+            continue
+        if pos - doc_start[d] != doc_bytes[d]:
+            for w in range(doc_word_start[d], doc_word_start[d + 1]):
+                continued[w] = False
+            continue
+        aligned[d] = True
         if h != doc_hash[d]:
             mism[d] = True
+    return -1
 
 
 def _align_chunk_numpy(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int,

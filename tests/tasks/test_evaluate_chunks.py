@@ -254,3 +254,12 @@ def test_compiled_pass_equals_numpy_path(docs, ref):
     assert not full.aligned[1] and 0 < full.aligned.sum() < pool.n_docs - 1
     assert len(full.mismatched_docs) > 0
     assert len(full.continued_words) > 0
+
+
+def test_renyi_efficiencies_equal_the_two_separate_calls():
+    rng = np.random.default_rng(1)
+    for c in (np.array([3, 2, 1, 1, 0, 0]), np.array([5]), np.array([0, 0]),
+              rng.integers(0, 50, 1000), np.array([1, 0, 0, 0])):
+        for v in (1, 2, len(c), 8):
+            assert M.renyi_efficiencies(c, 2.5, v) == (M.renyi_efficiency(c, 2.5),
+                                                      M.renyi_efficiency(c, 2.5, v))

@@ -102,6 +102,10 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 _BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
+#: str.translate table: a byte-alphabet character -> the character of its byte (< 256); the
+#: other characters below 256 -> U+FFFF, so that latin-1 encoding fails for any character
+#: outside the alphabet (as a missing key did in the per-character lookup).
+_BYTE_TRANSLATE = {**{c: 0xFFFF for c in range(256)}, **{ord(c): b for c, b in _BYTE_DECODER.items()}}
 
 
 def normalized_docs(docs: list[str], form: str) -> np.ndarray:
@@ -443,9 +447,9 @@ class HFAdapter(TokenizerAdapter):
 
     def _surface(self, tok_str: str) -> bytes:
         if self.byte_level:
-            try:
-                return bytes(_BYTE_DECODER[c] for c in tok_str)
-            except KeyError:
+            try:  # every character in the byte alphabet -> its byte (else: plain UTF-8)
+                return tok_str.translate(_BYTE_TRANSLATE).encode("latin-1")
+            except UnicodeEncodeError:
                 return tok_str.encode("utf-8")
         m = _BYTE_FALLBACK_RE.match(tok_str) if self.byte_fallback else None
         if m:

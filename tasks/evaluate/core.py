@@ -134,17 +134,22 @@ def _unreachable_tokens(adapter: TokenizerAdapter) -> tuple[list[int], int]:
     ids: list[int] = []
     strings: list[str] = []
     partial = 0
-    bf = adapter.byte_fallback_mask
+    skip = set(np.flatnonzero(special | adapter.byte_fallback_mask).tolist())
+    if adapter.unk_id is not None:
+        skip.add(adapter.unk_id)
+    # the base class's reachability string is the surface decoded: no second decode, no call
+    plain = type(adapter).reachability_string is TokenizerAdapter.reachability_string
     for i, s in enumerate(surfaces):
-        if special[i] or s is None or bf[i] or i == adapter.unk_id:
+        if s is None or i in skip:
             continue
         try:
-            s.decode("utf-8")
+            text = s.decode("utf-8")
         except UnicodeDecodeError:
             partial += 1
             continue
-        text = adapter.reachability_string(i, s)
-        if text is None or text == "":
+        if not plain:
+            text = adapter.reachability_string(i, s)
+        if not text:
             continue
         ids.append(i)
         strings.append(text)

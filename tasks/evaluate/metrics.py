@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 from tokenfoundry.tasks.evaluate.adapters import Encoded, TokenizerAdapter, normalized_docs
@@ -278,29 +278,44 @@ class PoolIndex:
     when every document is aligned a token's start is just the running sum of token lengths.
 
     - ``doc_start``: int64 per doc + 1, start of each document (no separators);
-    - ``weights``: uint64 per position, ``Binv**j`` (the position weight of the round-trip hash);
     - ``doc_hash``: uint64 per doc, ``Σ_j R[text[j]] * Binv**j`` over the document's bytes;
-    - ``word_inside``: int32 per position (+1 sentinel): the index of the word that position
-      lies strictly inside (``word start < j < word end``), else -1.
+    - ``doc_weight``: uint64 per doc, ``Binv**doc_start`` (the weight of its first byte);
+    - ``word_start``, ``word_end``: int64 per word, its byte range (no separators);
+    - ``doc_word_start``: int64 per doc + 1, the first word of each document;
+    - for the numpy path, on first use: ``weights`` (uint64 per position, ``Binv**j``) and
+      ``word_inside`` (int32 per position + 1: the word that position lies strictly inside,
+      ``word start < j < word end``, else -1).
     """
 
     def __init__(self, pool: TextPool):
         n_docs = pool.n_docs
         self.doc_start = np.zeros(n_docs + 1, dtype=np.int64)
         np.cumsum(pool.doc_bytes, out=self.doc_start[1:])
-        n = int(self.doc_start[-1])
+        n = self.n_bytes = int(self.doc_start[-1])
         if n_docs > 1:  # drop the separators: they sit right before documents 1..n-1
             sep = np.ones(len(pool.text_bytes), dtype=bool)
             sep[pool.doc_byte_start[1:] - 1] = False
             text = pool.text_bytes[sep]
         else:
             text = pool.text_bytes
-        self.weights = _powers(n + 1)
+        weights = _powers(n + 1)
         with np.errstate(over="ignore"):
-            self.doc_hash = per_doc_sum(_HASH_R[text] * self.weights[:n], self.doc_start,
-                                        dtype=np.uint64)
-        ws = pool.word_byte_start - pool.word_doc  # separators before the word's document
-        we = pool.word_byte_end - pool.word_doc
+            self.doc_hash = _sum_per_doc(_HASH_R[text] * weights[:n], self.doc_start)
+        self.doc_weight = weights[self.doc_start]
+        self.__dict__["weights"] = weights  # kept only until the compiled pass is known to run
+        self.word_start = pool.word_byte_start - pool.word_doc  # separators before the word's doc
+        self.word_end = pool.word_byte_end - pool.word_doc
+        self.n_words = len(self.word_start)
+        self.doc_word_start = np.zeros(n_docs + 1, dtype=np.int64)  # words of doc d: [d, d+1)
+        np.cumsum(pool.doc_words, out=self.doc_word_start[1:])
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        return _powers(self.n_bytes + 1)
+
+    @cached_property
+    def word_inside(self) -> np.ndarray:
+        n, ws, we = self.n_bytes, self.word_start, self.word_end
         mark = np.zeros(n + 2, dtype=np.int32)
         mark[ws + 1] += 1  # inside-ness: +1 after a word's first byte, -1 at its end (words
         mark[we] -= 1  # do not overlap, so neither index array repeats a position)
@@ -308,10 +323,12 @@ class PoolIndex:
         wid = np.zeros(n + 1, dtype=np.int32)
         wid[ws] = 1
         np.cumsum(wid, out=wid)
-        self.word_inside = np.where(inside, wid - 1, -1).astype(np.int32)
-        self.n_words = len(ws)
-        self.doc_word_start = np.zeros(n_docs + 1, dtype=np.int64)  # words of doc d: [d, d+1)
-        np.cumsum(pool.doc_words, out=self.doc_word_start[1:])
+        return np.where(inside, wid - 1, -1).astype(np.int32)
+
+    def drop_position_arrays(self) -> None:
+        """Free the per-position arrays (the compiled pass does not use them)."""
+        self.__dict__.pop("weights", None)
+        self.__dict__.pop("word_inside", None)
 
 
 def pool_index(pool: TextPool) -> PoolIndex:
@@ -338,6 +355,15 @@ def token_hashes(adapter: TokenizerAdapter) -> np.ndarray:
         with np.errstate(over="ignore"):
             cached = per_doc_sum(_HASH_R[flat] * w[k], offsets, dtype=np.uint64)
         adapter._token_hashes = cached  # noqa: SLF001
+    return cached
+
+
+def token_powers(adapter: TokenizerAdapter) -> np.ndarray:
+    """``Binv**L`` for every token length L (0 .. longest token); cached per adapter."""
+    cached = getattr(adapter, "_token_powers", None)
+    if cached is None:
+        longest = int(adapter.token_bytes_len.max()) if len(adapter.token_bytes_len) else 0
+        cached = adapter._token_powers = _powers(longest + 1)  # noqa: SLF001
     return cached
 
 
@@ -381,11 +407,12 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
         out = continued if continued is not None else np.zeros(idx.n_words + 1, dtype=bool)
         counts = freq if freq is not None else np.zeros(0, dtype=np.int64)
         bad = kernel(enc.ids, enc.offsets, idx.doc_start[d0:d1 + 1], pool.doc_bytes[d0:d1],
-                     idx.doc_hash[d0:d1], docs_mask, adapter.token_bytes_len,
-                     token_hashes(adapter), idx.weights, idx.word_inside,
-                     idx.doc_word_start[d0:d1 + 1], aligned, mism, out, counts,
-                     freq is not None)
+                     idx.doc_hash[d0:d1], idx.doc_weight[d0:d1], docs_mask,
+                     adapter.token_bytes_len, token_hashes(adapter), token_powers(adapter),
+                     idx.word_start, idx.word_end, idx.doc_word_start[d0:d1 + 1], aligned, mism,
+                     out, counts, freq is not None)
         if bad < 0:
+            idx.drop_position_arrays()
             words = (np.flatnonzero(out[:-1]) if continued is None
                      else np.zeros(0, dtype=np.int64))
             return ChunkAlignment(d0=d0, aligned=aligned,
@@ -415,18 +442,20 @@ def _kernel():
     return _KERNEL[0]
 
 
-def _align_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, docs_mask, tl, th, weights,
-                  word_inside, doc_word_start, aligned, mism, continued, freq,
+def _align_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, doc_weight, docs_mask, tl, th,
+                  powtab, word_start, word_end, doc_word_start, aligned, mism, continued, freq,
                   count):  # pragma: no cover - compiled; checked against the numpy path
     """One pass over a chunk's ids, document by document: count each id into ``freq`` (if
     ``count``); for a document in ``docs_mask``, a token starting at byte s (its document's
-    start + the lengths ``tl`` of the tokens before it) adds ``weights[s] * th[id]`` to the
-    document's hash and marks word ``word_inside[s]`` (>= 0) continued. The document is aligned
-    when its token lengths sum to its byte length, and round-trips when its hash equals
-    ``doc_hash``; the marks of a document that turns out not aligned are cleared (its words are
-    ``doc_word_start[d] .. doc_word_start[d + 1] - 1``). Returns -1, or the index of the first
-    id outside the tables (then ``freq`` is left as it was and nothing else is meaningful).
-    Same definitions as the numpy path; compiled with numba (plain Python without it)."""
+    start + the lengths ``tl`` of the tokens before it) adds ``Binv**s * th[id]`` to the
+    document's hash (``Binv**s`` kept as a running product of ``powtab[length]``, from the
+    document's ``doc_weight``) and marks the word it starts strictly inside (``word_start <
+    s < word_end``; the document's words ``doc_word_start[d] ..`` are visited in order) as
+    continued. The document is aligned when its token lengths sum to its byte length, and
+    round-trips when its hash equals ``doc_hash``; the marks of a document that turns out not
+    aligned are cleared. Returns -1, or the index of the first id outside the tables (then
+    ``freq`` is left as it was and nothing else is meaningful). Same definitions as the numpy
+    path; compiled with numba (plain Python without it)."""
     n_table = tl.shape[0]
     n_freq = freq.shape[0]
     for d in range(docs_mask.shape[0]):
@@ -435,28 +464,34 @@ def _align_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, docs_mask, tl, t
         check = docs_mask[d]
         pos = doc_start[d]
         end = doc_start[d + 1]
+        w = doc_weight[d]
+        j = doc_word_start[d]
+        j_end = doc_word_start[d + 1]
         h = np.uint64(0)
         for k in range(lo, hi):
             t = ids[k]
             if t >= n_table:
                 if count:  # undo this chunk's counts before reporting
-                    for j in range(offsets[0], k):
-                        if ids[j] < n_freq:
-                            freq[ids[j]] -= 1
+                    for i in range(offsets[0], k):
+                        if ids[i] < n_freq:
+                            freq[ids[i]] -= 1
                 return k
             if count and t < n_freq:
                 freq[t] += 1
+            length = tl[t]
             if check and pos < end:
-                h += weights[pos] * th[t]
-                w = word_inside[pos]
-                if w >= 0:
-                    continued[w] = True
-            pos += tl[t]
+                h += w * th[t]
+                while j < j_end and word_end[j] <= pos:
+                    j += 1
+                if j < j_end and word_start[j] < pos:
+                    continued[j] = True
+                w *= powtab[length]
+            pos += length
         if not check:
             continue
         if pos - doc_start[d] != doc_bytes[d]:
-            for w in range(doc_word_start[d], doc_word_start[d + 1]):
-                continued[w] = False
+            for i in range(doc_word_start[d], doc_word_start[d + 1]):
+                continued[i] = False
             continue
         aligned[d] = True
         if h != doc_hash[d]:

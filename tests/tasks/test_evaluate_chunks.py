@@ -263,3 +263,18 @@ def test_renyi_efficiencies_equal_the_two_separate_calls():
         for v in (1, 2, len(c), 8):
             assert M.renyi_efficiencies(c, 2.5, v) == (M.renyi_efficiency(c, 2.5),
                                                       M.renyi_efficiency(c, 2.5, v))
+
+
+def test_byte_level_surfaces_by_translate_equal_per_character_lookup():
+    from tokenfoundry.tasks.evaluate.adapters import _BYTE_DECODER
+
+    def lookup(s: str) -> bytes:
+        try:
+            return bytes(_BYTE_DECODER[c] for c in s)
+        except KeyError:
+            return s.encode("utf-8")
+
+    ad = load_reference("gpt2")
+    strings = [*ad.tok.get_vocab(with_added_tokens=True), "plain text", "日本", "\x00x", "ĀĠ"]
+    assert [ad._surface(s) for s in strings] == [lookup(s) for s in strings]
+    assert ad._surface("Ġhello") == b" hello" and ad._surface("plain text") == b"plain text"

@@ -13,6 +13,7 @@ CLI and the flow call it) turns a failure into ``GateFailed`` (exit 1).
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -187,6 +188,40 @@ def chunk_bounds(doc_bytes: np.ndarray, chunk_bytes: int = CHUNK_BYTES,
     return sorted({0, n, *(int(c) for c in cuts if 0 < c < n)})
 
 
+#: Encodings with at least this many tokens are aligned by two threads (halves by tokens).
+SPLIT_TOKENS = 1 << 18
+
+
+def _align_split(pool: M.TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int,
+                 mask: np.ndarray, freq: np.ndarray, continued: np.ndarray,
+                 threads: int) -> list[M.ChunkAlignment]:
+    """``align_chunk`` of ``enc`` (documents ``d0 ..``), on two cores when it is large: the
+    compiled pass releases the GIL; the halves write disjoint documents and words, and count
+    into separate frequency arrays."""
+    cores = threads or os.cpu_count() or 1
+    n_docs = len(mask)
+    if cores < 2 or len(enc.ids) < SPLIT_TOKENS or n_docs < 2 or M._kernel() is None:
+        return [M.align_chunk(pool, adapter, enc, d0, mask, freq, continued)]
+    cut = int(np.searchsorted(enc.offsets, len(enc.ids) // 2))
+    cut = min(max(cut, 1), n_docs - 1)
+
+    def half(a: int, b: int, counts: np.ndarray) -> M.ChunkAlignment:
+        lo = int(enc.offsets[a])
+        sub = Encoded(ids=enc.ids[lo:int(enc.offsets[b])], offsets=enc.offsets[a:b + 1] - lo,
+                      seconds=0.0)
+        return M.align_chunk(pool, adapter, sub, d0 + a, mask[a:b], counts, continued)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    freq2 = np.zeros_like(freq)
+    with ThreadPoolExecutor(max_workers=1) as ex:
+        second = ex.submit(half, cut, n_docs, freq2)
+        first = half(0, cut, freq)
+        rest = second.result()
+    freq += freq2
+    return [first, rest]
+
+
 def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
             chunk_bytes: int = CHUNK_BYTES) -> dict:
     """Encode the pool once and derive every text metric; returns a plain dict.
@@ -207,7 +242,8 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
                                            offsets=not alignable.all()):
         t = time.perf_counter()
         if alignable[d0:d1].any():  # also counts the chunk's ids into freq
-            parts.append(M.align_chunk(pool, adapter, e, d0, alignable[d0:d1], freq, continued))
+            parts += _align_split(pool, adapter, e, d0, alignable[d0:d1], freq, continued,
+                                  spec.threads)
         elif len(e.ids):
             freq += np.bincount(e.ids_intp, minlength=V)[:V]
         encs.append(e)

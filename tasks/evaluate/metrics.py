@@ -483,8 +483,8 @@ def _align_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, doc_weight, docs
                 h += w * th[t]
                 while j < j_end and word_end[j] <= pos:
                     j += 1
-                if j < j_end and word_start[j] < pos:
-                    continued[j] = True
+                if j < j_end:  # (a store per token instead of an unpredictable branch)
+                    continued[j] |= word_start[j] < pos
                 w *= powtab[length]
             pos += length
         if not check:

@@ -278,3 +278,15 @@ def test_byte_level_surfaces_by_translate_equal_per_character_lookup():
     strings = [*ad.tok.get_vocab(with_added_tokens=True), "plain text", "日本", "\x00x", "ĀĠ"]
     assert [ad._surface(s) for s in strings] == [lookup(s) for s in strings]
     assert ad._surface("Ġhello") == b" hello" and ad._surface("plain text") == b"plain text"
+
+
+def test_alignment_split_over_two_threads_equals_one_pass(docs, monkeypatch):
+    from tokenfoundry.tasks.evaluate import core
+
+    pool = M.build_pool(docs)
+    ad = load_reference("llama3")
+    one = measure(ad, pool, SPEC)
+    monkeypatch.setattr(core, "SPLIT_TOKENS", 100)
+    spec2 = SPEC.model_copy(update={"threads": 2})
+    _same(measure(ad, pool, spec2), one)
+    _same(measure(ad, pool, spec2, chunk_bytes=2000), one)

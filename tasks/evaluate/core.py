@@ -293,8 +293,8 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
     unk = int(freq[adapter.unk_id]) if adapter.unk_id is not None and adapter.unk_id < V else 0
     bf = int(freq[adapter.byte_fallback_mask].sum())
     total_words = int(pool.doc_words.sum())
-    known = int(word_known.sum())
-    n_cont = int((word_cont & word_known).sum())
+    known = int(np.count_nonzero(word_known))
+    n_cont = int(np.count_nonzero(word_cont & word_known))
 
     def groups(codes: np.ndarray, names: list[str]) -> dict[str, dict[str, float | None]]:
         k = len(names)

@@ -749,8 +749,11 @@ class Registry:
             cur = self.alias_version(name, LATEST)
         else:
             # the content record and the ``latest`` move are independent: both at once
-            # (``latest`` only moves forward, judged against its value at the move)
+            # (``latest`` only moves forward, judged against its value at the move); locally
+            # the new version's directory entry is fsynced meanwhile too
             def record() -> None:
+                if self.local:
+                    _fsync_dir(self._p(name))
                 self._write(self._p(name, "_content", f"{content_sha256(entries)}.json"),
                             json.dumps({"version": v}).encode())
 
@@ -812,7 +815,7 @@ class Registry:
                 os.fsync(fh.fileno())
             os.makedirs(self._p(name), exist_ok=True)
             os.rename(stage, self.version_path(name, v))  # the commit: one atomic rename
-            _fsync_dir(self._p(name))
+            # (its directory is fsynced by publish() while it records the content and latest)
             return v, entries, False
         finally:
             shutil.rmtree(stage, ignore_errors=True)

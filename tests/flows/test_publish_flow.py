@@ -8,13 +8,12 @@ import json
 import pytest
 
 from tokenfoundry.schemas.errors import GateFailed
+from tf_fixtures import registry
 
 
 @pytest.mark.prefect
 def test_publish_flow_records_artifacts_and_is_idempotent(prefect_harness, tmp_path,
                                                           licence_dir, monkeypatch):
-    import importlib.util
-    from pathlib import Path
 
     import anyio
     from prefect.client.orchestration import get_client
@@ -23,10 +22,7 @@ def test_publish_flow_records_artifacts_and_is_idempotent(prefect_harness, tmp_p
     from tokenfoundry.storage.registry import Registry
 
     monkeypatch.setenv("TOKENFOUNDRY_CACHE", str(tmp_path / "cache"))
-    path = Path(__file__).parents[1] / "storage" / "registry_fixtures.py"
-    spec = importlib.util.spec_from_file_location("registry_fixtures", path)
-    fx = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fx)
+    fx = registry
     cand = fx.build_tokenizer_dir(tmp_path / "cand", licence_dir / "Apache-2.0", 280)
     ev = tmp_path / "eval" / "evaluation.json"
     ev.parent.mkdir()

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from tokenfoundry.schemas.train import TrainSpec
 from tokenfoundry.storage.workspace import Workspace
-
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location(
-        "train_fixtures", Path(__file__).resolve().parents[1] / "tasks" / "train_fixtures.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tf_fixtures import train as fx
 
 
 @pytest.mark.prefect
@@ -27,7 +19,6 @@ def test_train_flow_matches_the_direct_path(tmp_path, prefect_harness):
     from tokenfoundry.flows.train import train_flow
     from tokenfoundry.tasks.train.core import train
 
-    fx = _fixtures()
     ws = Workspace(tmp_path / "ws")
     sid = fx.legal_snapshot(ws)
     spec = TrainSpec(corpora=["legal"], model="bpe", vocab_size=600)

@@ -4,7 +4,6 @@ idempotency, aliases, verified pull, tamper and traversal refusals, bundles, gar
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -14,17 +13,9 @@ import pytest
 
 from tokenfoundry.schemas.errors import BadInputError, CheckFailed
 from tokenfoundry.storage.registry import Registry, load_tokenizer, pull
+from tf_fixtures import registry as fx
 
 
-def _fixtures():
-    path = Path(__file__).with_name("registry_fixtures.py")
-    spec = importlib.util.spec_from_file_location("registry_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
 fx.load(globals())
 
 

@@ -3,7 +3,6 @@ on stdout with --json, messages naming the file; one real subprocess run against
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,21 +10,12 @@ import sys
 import tarfile
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from tokenfoundry.flows.cli import app
+from tf_fixtures import registry as fx
 
 
-def _fixtures():
-    path = Path(__file__).with_name("registry_fixtures.py")
-    spec = importlib.util.spec_from_file_location("registry_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
 fx.load(globals())
 
 

@@ -5,7 +5,6 @@ hypothesis round-trip property (publish -> pull and export -> import give identi
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -27,17 +26,9 @@ from hypothesis import strategies as st
 
 from tokenfoundry.schemas.errors import CheckFailed
 from tokenfoundry.storage.registry import ENV_CLAIM, ENV_PAUSE, Registry
+from tf_fixtures import registry as fx
 
 
-def _fixtures():
-    path = Path(__file__).with_name("registry_fixtures.py")
-    spec = importlib.util.spec_from_file_location("registry_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
 fx.load(globals())
 
 WORKER = """

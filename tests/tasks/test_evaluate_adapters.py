@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from tokenfoundry.schemas.errors import BadInputError
 from tokenfoundry.tasks.evaluate.adapters import load_reference, load_tokenizer
+from tf_fixtures import evaluate as FX
 
-
-def _fixtures():
-    path = Path(__file__).with_name("evaluate_fixtures.py")
-    spec = importlib.util.spec_from_file_location("evaluate_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-FX = _fixtures()
 
 # Published token ids of "Hello, world!" for each reference (tiktoken / HF hub tokenizers).
 KNOWN = {

@@ -4,27 +4,18 @@ alignment index agrees with a direct computation on real text."""
 from __future__ import annotations
 
 import bisect
-import importlib.util
 import unicodedata
-from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tokenfoundry.schemas.evaluate import EvaluateSpec
 from tokenfoundry.tasks.evaluate import metrics as M
 from tokenfoundry.tasks.evaluate.adapters import Encoded, load_reference, load_tokenizer
 from tokenfoundry.tasks.evaluate.core import chunk_bounds, measure
+from tf_fixtures import evaluate as FX
 
 
-def _fixtures():
-    path = Path(__file__).with_name("evaluate_fixtures.py")
-    spec = importlib.util.spec_from_file_location("evaluate_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-FX = _fixtures()
 SPEC = EvaluateSpec(tokenizers=["gpt2"], texts=["unused"], references=[])
 SAME = ("n_tokens", "bytes_per_token", "chars_per_token", "fertility", "continued_word_rate",
         "vocab_utilization", "renyi_efficiency", "renyi_efficiency_full_vocab", "unk_rate",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,17 +11,9 @@ from tokenfoundry.schemas.evaluate import EvaluateSpec
 from tokenfoundry.tasks.evaluate import metrics as M
 from tokenfoundry.tasks.evaluate.adapters import load_reference, load_tokenizer
 from tokenfoundry.tasks.evaluate.core import measure
+from tf_fixtures import evaluate as FX
 
 
-def _fixtures():
-    path = Path(__file__).with_name("evaluate_fixtures.py")
-    spec = importlib.util.spec_from_file_location("evaluate_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-FX = _fixtures()
 SPEC = EvaluateSpec(tokenizers=["gpt2"], texts=["unused"], references=[])
 
 

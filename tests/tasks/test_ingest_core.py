@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import unicodedata
@@ -21,17 +20,7 @@ from tokenfoundry.storage.workspace import Workspace
 from tokenfoundry.tasks.ingest import core
 from tokenfoundry.tasks.ingest.normalise import normalise_text
 from tokenfoundry.tasks.ingest.quality import alpha_fraction, repeated_line_fraction
-
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location(
-        "ingest_fixtures", Path(__file__).with_name("ingest_fixtures.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
+from tf_fixtures import ingest as fx
 
 
 @pytest.fixture

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tokenfoundry.schemas.ingest import IngestSpec
 from tokenfoundry.storage.workspace import Workspace
 from tokenfoundry.tasks.ingest import core
+from tf_fixtures import ingest as fx
 
-_spec = importlib.util.spec_from_file_location(
-    "ingest_fixtures", Path(__file__).with_name("ingest_fixtures.py"))
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)
 
 CHILD = """
 import json, sys

@@ -11,20 +11,9 @@ import pytest
 
 from tokenfoundry.schemas.ingest import IngestSpec, IngestUnit
 from tokenfoundry.tasks.ingest.readers import Records, lang_from_path, normalise_locale, read_unit
+from tf_fixtures import ingest as _fx
 
 
-def load_fixtures():
-    """tests/tasks/ingest_fixtures.py (import-mode=importlib has no sibling imports)."""
-    import importlib.util
-
-    path = Path(__file__).with_name("ingest_fixtures.py")
-    spec = importlib.util.spec_from_file_location("ingest_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_fx = load_fixtures()
 LICENCES, LOCALE, need = _fx.LICENCES, _fx.LOCALE, _fx.need
 licence_paragraphs, write_csv, write_jsonl, write_parquet = (
     _fx.licence_paragraphs, _fx.write_csv, _fx.write_jsonl, _fx.write_parquet)

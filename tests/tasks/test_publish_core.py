@@ -3,7 +3,6 @@ the version, idempotent re-publish."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,17 +11,9 @@ import pytest
 from tokenfoundry.schemas.errors import GateFailed
 from tokenfoundry.storage.registry import Registry
 from tokenfoundry.tasks.publish.core import evaluation_from_json, publish_candidate
+from tf_fixtures import registry as fx
 
 
-def _fixtures():
-    path = Path(__file__).parents[1] / "storage" / "registry_fixtures.py"
-    spec = importlib.util.spec_from_file_location("registry_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
 fx.load(globals())
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,17 +12,9 @@ from typer.testing import CliRunner
 from tokenfoundry.flows.cli import app
 from tokenfoundry.flows.cli.train import parse_size
 from tokenfoundry.schemas.errors import BadInputError
+from tf_fixtures import train as fx
 
 
-def _fixtures():
-    spec = importlib.util.spec_from_file_location(
-        "train_fixtures", Path(__file__).with_name("train_fixtures.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
 REPO = Path(__file__).resolve().parents[2]
 
 

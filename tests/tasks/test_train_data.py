@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,17 +12,7 @@ from tokenfoundry.schemas.errors import BadInputError
 from tokenfoundry.schemas.train import TrainSpec
 from tokenfoundry.storage.splits import is_heldout
 from tokenfoundry.tasks.train import data
-
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location(
-        "train_fixtures", Path(__file__).with_name("train_fixtures.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
+from tf_fixtures import train as fx
 
 
 def _plan(ws, **kw):

@@ -3,7 +3,6 @@ SuperBPE tokens cross spaces; training is deterministic; rounding and special-to
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -16,17 +15,7 @@ import pytest
 from tokenfoundry.schemas.train import TrainSpec, rounded_vocab_size
 from tokenfoundry.storage.splits import is_heldout
 from tokenfoundry.tasks.train.core import train
-
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location(
-        "train_fixtures", Path(__file__).with_name("train_fixtures.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
+from tf_fixtures import train as fx
 
 
 @pytest.fixture(scope="module")

@@ -14,31 +14,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tf_fixtures.pipeline import merged
+from tf_fixtures.pipeline import tiny_spec as tiny_spec_of
+
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 LOCALE = Path("/usr/share/locale/de/LC_MESSAGES")
 
 
 def tiny_spec(**over) -> dict:
-    corpora = [{"corpus": "licences", "sources": ["/usr/share/common-licenses"], "lang": "en",
-                "min_chars": 200}]
+    """8 German catalogs, two gates, aliases latest + staging; keywords as ``merged``."""
     mo = sorted(str(p) for p in LOCALE.glob("*.mo"))[:8]
-    if mo:
-        corpora.append({"corpus": "gettext", "sources": mo, "min_chars": 8})
-    spec = {
-        "name": "tiny",
-        "corpora": corpora,
-        "dedup": {"threshold": 0.8},
-        "train": {"corpora": [c["corpus"] for c in corpora], "model": "bpe", "vocab_size": 600,
-                  "holdout_fraction": 0.1},
-        "evaluate": {"references": ["gpt2"], "max_docs": 500,
-                     "gates": ["roundtrip_errors == 0", "bytes_per_token >= 1.5"]},
-        "publish": {"name": "tiny-bpe", "aliases": ["latest", "staging"]},
-    }
-    for k, v in over.items():
-        spec[k] = {**spec[k], **v} if isinstance(v, dict) and isinstance(spec.get(k), dict) \
-            else v
-    return spec
+    spec = tiny_spec_of(mo, evaluate={"max_docs": 500, "gates": [
+        "roundtrip_errors == 0", "bytes_per_token >= 1.5"]},
+        publish={"aliases": ["latest", "staging"]})
+    return merged(spec, **over)
 
 
 @pytest.fixture(scope="module")

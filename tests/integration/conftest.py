@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tf_fixtures.pipeline import tiny_spec
+
 REPO = Path(__file__).resolve().parents[2]
 POOL = "tokenfoundry-process"
 DEPLOYMENT = "tokenfoundry-pipeline/quickstart-pipeline"
@@ -151,23 +153,11 @@ def prefect_server(tmp_path_factory):
 
 def tiny_pipeline(tmp: Path) -> Path:
     """A small real pipeline: licence texts + two gettext languages, a 600-token BPE."""
-    corpora = [{"corpus": "licences", "sources": ["/usr/share/common-licenses"], "lang": "en",
-                "min_chars": 200}]
     locs = [d for d in ("/usr/share/locale/de/LC_MESSAGES", "/usr/share/locale/fr/LC_MESSAGES")
             if os.path.isdir(d)]
     # a handful of catalogs keep it small
     files = sorted(str(p) for d in locs for p in Path(d).glob("*.mo"))[:12]
-    if files:
-        corpora.append({"corpus": "gettext", "sources": files, "min_chars": 8})
-    spec = {
-        "name": "tiny",
-        "corpora": corpora,
-        "dedup": {"threshold": 0.8},
-        "train": {"corpora": [c["corpus"] for c in corpora], "model": "bpe", "vocab_size": 600,
-                  "holdout_fraction": 0.1},
-        "evaluate": {"references": ["gpt2"], "gates": ["roundtrip_errors == 0"]},
-        "publish": {"name": "tiny-bpe", "aliases": ["latest"]},
-    }
+    spec = tiny_spec(files)
     p = tmp / "tiny.yaml"
     p.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return p

@@ -31,6 +31,7 @@ from tokenfoundry.storage.sha256mb import Sha256, update2
 
 CHUNK = 1 << 20
 AHEAD = 4  # chunks read (and written) ahead of a file's hashing
+WINDOW = 8  # files copied at the same time
 
 
 def _load_fallocate() -> Callable[..., Any] | None:
@@ -110,21 +111,35 @@ class _Engine:
     def __init__(self, files: list[_File], workers: int,
                  on_bytes: Callable[[int], None] | None):
         self.files = files
+        # the files in play: the WINDOW largest unfinished ones (keeps every pick O(WINDOW)
+        # for versions of many files, and starts the big files first so pairs form)
+        self.todo = deque(sorted(files, key=lambda f: -f.hint))
+        self.window: list[_File] = []
+        self._refill()
         self.workers = max(1, workers)
         self.on_bytes = on_bytes
         self.cv = threading.Condition()
         self.bufs = [bytearray(CHUNK) for _ in range(min(4 * self.workers + 2,
-                                                         AHEAD * len(files) + 2))]
+                                                         AHEAD * min(len(files), WINDOW) + 2))]
         self.error: BaseException | None = None
         self.active = 0
 
     # -- scheduling (under self.cv) ---------------------------------------------------------
+    @staticmethod
+    def _finished(f: _File) -> bool:
+        return f.eof and not f.ready and not f.hashing and not f.reading
+
+    def _refill(self) -> None:
+        self.window = [f for f in self.window if not self._finished(f)]
+        while self.todo and len(self.window) < WINDOW:
+            self.window.append(self.todo.popleft())
+
     def _done(self) -> bool:
-        return all(f.eof and not f.ready and not f.hashing and not f.reading
-                   for f in self.files) and self.active == 0
+        return not self.window and not self.todo and self.active == 0
 
     def _pick(self) -> tuple[Any, ...] | None:
-        waiting = [f for f in self.files if f.ready and not f.hashing]
+        self._refill()
+        waiting = [f for f in self.window if f.ready and not f.hashing]
         full = [f for f in waiting if f.ready[0].n == CHUNK and f.sha.aligned]
         if len(full) >= 2:
             full.sort(key=lambda f: -f.left())
@@ -132,7 +147,7 @@ class _Engine:
             a.hashing = b.hashing = True
             return ("hash2", a, a.ready.popleft(), b, b.ready.popleft())
         if self.bufs:
-            can = [f for f in self.files if not f.reading and not f.eof and len(f.ready) < AHEAD]
+            can = [f for f in self.window if not f.reading and not f.eof and len(f.ready) < AHEAD]
             if can:
                 f = min(can, key=lambda f: (len(f.ready) + f.hashing, -f.left()))
                 f.reading = True

@@ -283,18 +283,19 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
         rt_examples.append(f"{pool.dataset_names[pool.dataset[d]]} doc {d}: "
                            f"{pool.docs[d][:60]!r}")
 
-    # distribution metrics
-    reg_freq = freq[regular]
-    n_types = int(np.count_nonzero(reg_freq))
-    renyi = M.renyi_efficiencies(reg_freq, spec.renyi_alpha, n_regular)
-    mean_len, hist = M.token_length_histogram(adapter.token_bytes_len, freq)
-    never = np.flatnonzero(regular & (freq == 0))
+    # distribution metrics: one pass over the vocabulary
+    vs = M.vocab_summary(freq, regular, adapter.token_bytes_len, adapter.byte_fallback_mask,
+                         spec.max_listed_tokens)
+    renyi = M.renyi_efficiencies(vs.observed, spec.renyi_alpha, n_regular)
+    mean_len, hist = vs.token_length()
     unreach, unreach_ex, partial = unreachable_tokens(adapter, spec.max_listed_tokens)
     unk = int(freq[adapter.unk_id]) if adapter.unk_id is not None and adapter.unk_id < V else 0
-    bf = int(freq[adapter.byte_fallback_mask].sum())
+    bf = vs.byte_fallback
     total_words = int(pool.doc_words.sum())
-    known = int(np.count_nonzero(word_known))
-    n_cont = int(np.count_nonzero(word_cont & word_known))
+    all_known = bool(word_known.all())
+    known = len(word_known) if all_known else int(np.count_nonzero(word_known))
+    cont_known = word_cont if all_known else word_cont & word_known
+    n_cont = int(np.count_nonzero(cont_known))
 
     def groups(codes: np.ndarray, names: list[str]) -> dict[str, dict[str, float | None]]:
         k = len(names)
@@ -304,14 +305,13 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
                                "chars_per_token": _ratio(int(pool.doc_chars.sum()), n_tok),
                                "fertility": _ratio(n_tok, total_words),
                                "continued_word_rate": _ratio(n_cont, known)}}
+        ndoc, byt, chs, wds = pool.group_sums(codes, k)  # text side: once per pool
         tok = np.bincount(codes, weights=counts, minlength=k)
-        byt = np.bincount(codes, weights=pool.doc_bytes, minlength=k)
-        chs = np.bincount(codes, weights=pool.doc_chars, minlength=k)
-        wds = np.bincount(codes, weights=pool.doc_words, minlength=k)
-        wcode = codes[pool.word_doc]
-        kn = np.bincount(wcode, weights=word_known, minlength=k)
-        ct = np.bincount(wcode, weights=word_cont & word_known, minlength=k)
-        ndoc = np.bincount(codes, minlength=k)
+        # words per document (sorted by document): per-document counts, then per group
+        kn = wds if all_known else np.bincount(
+            codes, weights=M.count_per_doc(word_known, pool.doc_word_start), minlength=k)
+        ct = np.bincount(codes, weights=M.count_per_doc(cont_known, pool.doc_word_start),
+                         minlength=k)
         return {names[i]: {"docs": float(ndoc[i]), "n_tokens": float(tok[i]),
                            "bytes_per_token": _ratio(byt[i], tok[i]),
                            "chars_per_token": _ratio(chs[i], tok[i]),
@@ -328,7 +328,7 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
         "chars_per_token": _ratio(int(pool.doc_chars.sum()), n_tok),
         "fertility": _ratio(n_tok, total_words),
         "continued_word_rate": _ratio(n_cont, known),
-        "vocab_utilization": _ratio(n_types, n_regular),
+        "vocab_utilization": _ratio(len(vs.observed), n_regular),
         "renyi_efficiency": renyi[0],
         "renyi_efficiency_full_vocab": renyi[1],
         "unk_rate": _ratio(unk, n_tok) if n_tok else None,
@@ -338,15 +338,13 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
         "roundtrip_examples": rt_examples,
         "encode_mb_per_s": (pool.total_bytes / enc.seconds / 1e6) if enc.seconds > 0 else None,
         "token_length": TokenLength(mean_bytes=mean_len, histogram=hist),
-        "token_length_counts": np.bincount(np.minimum(adapter.token_bytes_len, 16), weights=freq,
-                                           minlength=17),
+        "token_length_counts": vs.length_counts,
         "mean_token_bytes": mean_len if n_tok else None,
         "unreachable_tokens": unreach,
         "unreachable_examples": unreach_ex,
         "partial_utf8_tokens": partial,
-        "never_produced_tokens": int(len(never)),
-        "never_produced_examples": [adapter.token_repr(int(i))
-                                    for i in never[:spec.max_listed_tokens]],
+        "never_produced_tokens": vs.never,
+        "never_produced_examples": [adapter.token_repr(int(i)) for i in vs.never_first],
         "by_language": groups(lang_code, [str(x) for x in lang_u]),
         "by_dataset": groups(pool.dataset, pool.dataset_names),
         "encode_seconds": enc.seconds,

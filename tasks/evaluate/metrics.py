@@ -107,6 +107,30 @@ class TextPool:
             cached = self.__dict__[key] = normalized_docs(self.docs, form)
         return cached
 
+    @property
+    def doc_word_start(self) -> np.ndarray:
+        """int64 per doc + 1: the first word of each document (words are in document order)."""
+        cached = self.__dict__.get("_doc_word_start")
+        if cached is None:
+            cached = np.zeros(self.n_docs + 1, dtype=np.int64)
+            np.cumsum(self.doc_words, out=cached[1:])
+            self.__dict__["_doc_word_start"] = cached
+        return cached
+
+    def group_sums(self, codes: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+        """(documents, bytes, characters, words) per group ``codes`` (float64 sums, as
+        ``np.bincount`` with weights); text-side, computed once per pool and grouping."""
+        key = ("_group_sums", k, codes.ctypes.data, len(codes))
+        cache = self.__dict__.setdefault("_group_sums", {})
+        hit = cache.get(key)
+        if hit is None or hit[0] is not codes:
+            sums = (np.bincount(codes, minlength=k),
+                    np.bincount(codes, weights=self.doc_bytes, minlength=k),
+                    np.bincount(codes, weights=self.doc_chars, minlength=k),
+                    np.bincount(codes, weights=self.doc_words, minlength=k))
+            hit = cache[key] = (codes, sums)
+        return hit[1]
+
     def lang_codes(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted distinct languages, code per doc); computed once per pool."""
         cached = self.__dict__.get("_lang_codes")
@@ -208,6 +232,138 @@ def token_length_histogram(lengths: np.ndarray, freq: np.ndarray, cap: int = 16
     h = np.bincount(np.minimum(lengths, cap), weights=freq, minlength=cap + 1)
     return mean, {(f"{i}+" if i == cap else str(i)): float(h[i] / total)
                   for i in range(cap + 1) if h[i] > 0}
+
+
+@dataclass
+class VocabSummary:
+    """Everything the metrics need from the frequency array, in one pass over the vocabulary.
+
+    ``observed``: the non-zero counts of regular tokens, in id order (what the Rényi entropy
+    sums over); ``length_counts``: float64 per token length 0 .. cap (cap = ``cap``+), Σ freq
+    (= ``np.bincount(np.minimum(lengths, cap), weights=freq)``); ``length_sum``: Σ length *
+    freq; ``never``: how many regular tokens were never produced, ``never_first``: the first
+    ``n_listed`` of them (ids, ascending)."""
+
+    total: int
+    observed: np.ndarray
+    length_counts: np.ndarray
+    length_sum: int
+    never: int
+    never_first: np.ndarray
+    byte_fallback: int
+
+    def token_length(self) -> tuple[float, dict[str, float]]:
+        """``token_length_histogram(lengths, freq, cap)``, from the sums (exact integers)."""
+        total = float(self.total)
+        if total == 0:
+            return 0.0, {}
+        cap = len(self.length_counts) - 1
+        h = self.length_counts
+        return float(self.length_sum) / total, {
+            (f"{i}+" if i == cap else str(i)): float(h[i] / total)
+            for i in range(cap + 1) if h[i] > 0}
+
+
+def vocab_summary(freq: np.ndarray, regular: np.ndarray, lengths: np.ndarray,
+                  byte_fallback: np.ndarray, n_listed: int, cap: int = 16) -> VocabSummary:
+    """:class:`VocabSummary` of ``freq`` (one compiled pass; numpy without numba)."""
+    kernel = _vocab_kernel_compiled()
+    if kernel is None or len(lengths) != len(freq):
+        return _vocab_summary_numpy(freq, regular, lengths, byte_fallback, n_listed, cap)
+    observed = np.empty(len(freq), dtype=np.int64)
+    hist = np.zeros(cap + 1, dtype=np.int64)
+    first = np.empty(max(n_listed, 0), dtype=np.int64)
+    n_obs, n_never, len_sum, total, bf = kernel(freq, regular, lengths, byte_fallback, cap,
+                                                observed, hist, first)
+    return VocabSummary(total=int(total), observed=observed[:n_obs],
+                        length_counts=hist.astype(np.float64), length_sum=int(len_sum),
+                        never=int(n_never), never_first=first[:min(n_never, len(first))],
+                        byte_fallback=int(bf))
+
+
+def _vocab_summary_numpy(freq, regular, lengths, byte_fallback, n_listed, cap=16):
+    reg = freq[regular]
+    never = np.flatnonzero(regular & (freq == 0))
+    return VocabSummary(
+        total=int(freq.sum()), observed=reg[reg > 0].astype(np.int64),
+        length_counts=np.bincount(np.minimum(lengths, cap), weights=freq, minlength=cap + 1),
+        length_sum=int((lengths.astype(np.int64) * freq).sum()), never=len(never),
+        never_first=never[:max(n_listed, 0)], byte_fallback=int(freq[byte_fallback].sum()))
+
+
+def _vocab_kernel(freq, regular, lengths, byte_fallback, cap, observed, hist,
+                  never_first):  # pragma: no cover - compiled; checked against the numpy path
+    n_obs = 0
+    n_never = 0
+    len_sum = 0
+    total = 0
+    bf = 0
+    n_first = never_first.shape[0]
+    for i in range(freq.shape[0]):
+        c = freq[i]
+        length = lengths[i]
+        total += c
+        len_sum += length * c
+        hist[min(length, cap)] += c
+        if byte_fallback[i]:
+            bf += c
+        if regular[i]:
+            if c > 0:
+                observed[n_obs] = c
+                n_obs += 1
+            else:
+                if n_never < n_first:
+                    never_first[n_never] = i
+                n_never += 1
+    return n_obs, n_never, len_sum, total, bf
+
+
+_VOCAB_KERNEL: list = []
+
+
+def _vocab_kernel_compiled():
+    if not _VOCAB_KERNEL:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover
+            _VOCAB_KERNEL.append(None)
+        else:
+            _VOCAB_KERNEL.append(numba.njit(cache=True, nogil=True)(_vocab_kernel))
+    return _VOCAB_KERNEL[0]
+
+
+def count_per_doc(flags: np.ndarray, doc_start: np.ndarray) -> np.ndarray:
+    """int64 per document: the True ``flags`` in ``flags[doc_start[d]:doc_start[d+1]]``."""
+    kernel = _count_kernel_compiled()
+    if kernel is None:
+        cs = np.zeros(len(flags) + 1, dtype=np.int64)
+        np.cumsum(flags, out=cs[1:])
+        return cs[doc_start[1:]] - cs[doc_start[:-1]]
+    out = np.zeros(len(doc_start) - 1, dtype=np.int64)
+    kernel(flags, doc_start, out)
+    return out
+
+
+def _count_kernel(flags, doc_start, out):  # pragma: no cover - compiled
+    for d in range(out.shape[0]):
+        n = 0
+        for i in range(doc_start[d], doc_start[d + 1]):
+            n += flags[i]
+        out[d] = n
+
+
+_COUNT_KERNEL: list = []
+
+
+def _count_kernel_compiled():
+    if not _COUNT_KERNEL:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover
+            _COUNT_KERNEL.append(None)
+        else:
+            _COUNT_KERNEL.append(numba.njit(cache=True, nogil=True)(_count_kernel))
+    return _COUNT_KERNEL[0]
 
 
 # ---------------------------------------------------------------------------------------------

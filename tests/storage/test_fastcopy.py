@@ -159,3 +159,27 @@ def test_copy_files_on_real_licences_balances(tmp_path):
     assert [n for _, n in got] == [p.stat().st_size for p in LICENCES]
     assert sum(seen) == sum(p.stat().st_size for p in LICENCES)
     assert [s for s, _ in got] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in LICENCES]
+
+
+def test_copy_files_a_failing_write_raises_instead_of_hanging(tmp_path, monkeypatch):
+    """A disk error in one worker (here ENOSPC on the 5th write) stops every worker and
+    reaches the caller."""
+    import errno
+
+    from tokenfoundry.storage import fastcopy
+
+    src = tmp_path / "big"
+    src.write_bytes(random.Random(3).randbytes(12 * CHUNK))
+    calls = []
+    real = os.pwrite
+
+    def pwrite(fd, data, off):
+        calls.append(off)
+        if len(calls) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, off)
+
+    monkeypatch.setattr(fastcopy.os, "pwrite", pwrite)
+    with pytest.raises(OSError, match="No space left"):
+        copy_files([(src, tmp_path / "out", 12 * CHUNK)])
+    assert len(calls) < 12  # stopped early

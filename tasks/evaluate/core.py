@@ -167,10 +167,11 @@ def _unreachable_tokens(adapter: TokenizerAdapter) -> tuple[list[int], int]:
 
 
 #: ``measure(..., chunk_bytes=N)`` encodes pools above N bytes in chunks of about N bytes (at
-#: most ``MAX_CHUNKS``), deriving the metrics of one chunk while the next is encoded. Off by
-#: default (0): with the compiled per-token pass the metrics cost ~10 ns per token, and one
-#: ``encode_batch`` call over all documents parallelises better than several smaller ones
-#: (quicktok, measured in benchmarks/evaluate_throughput.py).
+#: most ``MAX_CHUNKS``), converting and deriving the metrics of one chunk while the next is
+#: encoded. Off by default (0): one ``encode_batch`` call over all documents is fastest for
+#: every backend here (measured in benchmarks/evaluate_throughput.py): quicktok's own threads
+#: keep both cores busy, and HF's thread pool loses more to a third busy thread than the
+#: overlapped per-document conversion saves.
 CHUNK_BYTES = 0
 MAX_CHUNKS = 8
 

@@ -281,3 +281,63 @@ def test_alignment_split_over_two_threads_equals_one_pass(docs, monkeypatch):
     spec2 = SPEC.model_copy(update={"threads": 2})
     _same(measure(ad, pool, spec2), one)
     _same(measure(ad, pool, spec2, chunk_bytes=2000), one)
+
+
+@pytest.mark.parametrize("ref", ["o200k", "gpt2"])
+def test_vocab_summary_compiled_equals_numpy_and_the_separate_formulas(docs, ref):
+    """One pass over the vocabulary (numba) gives what the numpy path and the per-metric
+    formulas give, on the frequencies of real text."""
+    ad = load_reference(ref)
+    enc = ad.encode_batch(docs)
+    freq = np.bincount(enc.ids, minlength=ad.vocab_size).astype(np.int64)
+    regular = ~ad.special_mask
+    lengths = ad.token_bytes_len
+    fast = M.vocab_summary(freq, regular, lengths, ad.byte_fallback_mask, 7)
+    slow = M._vocab_summary_numpy(freq, regular, lengths, ad.byte_fallback_mask, 7)
+    assert fast.total == slow.total == len(enc.ids)
+    reg = freq[regular]
+    assert fast.observed.tolist() == slow.observed.tolist() == reg[reg > 0].tolist()
+    assert fast.length_counts.tolist() == slow.length_counts.tolist()
+    assert fast.length_counts.tolist() == np.bincount(np.minimum(lengths, 16), weights=freq,
+                                                      minlength=17).tolist()
+    assert fast.length_sum == slow.length_sum
+    never = np.flatnonzero(regular & (freq == 0))
+    assert fast.never == slow.never == len(never) > 0
+    assert fast.never_first.tolist() == slow.never_first.tolist() == never[:7].tolist()
+    assert fast.byte_fallback == slow.byte_fallback == 0
+    assert fast.token_length() == M.token_length_histogram(lengths, freq)
+    assert M.renyi_efficiencies(fast.observed, 2.5, int(regular.sum())) == \
+        M.renyi_efficiencies(freq[regular], 2.5, int(regular.sum()))
+
+
+def test_count_per_doc_compiled_equals_numpy(docs):
+    pool = M.build_pool(docs)
+    rng = np.random.default_rng(3)
+    flags = rng.random(len(pool.word_doc)) < 0.3
+    got = M.count_per_doc(flags, pool.doc_word_start)
+    want = np.bincount(pool.word_doc, weights=flags, minlength=pool.n_docs).astype(np.int64)
+    assert got.tolist() == want.tolist()
+    assert pool.doc_words[-3] == 0 and got[-3] == 0  # the empty document
+    assert got.sum() == flags.sum() > 0
+
+
+def test_flatten_and_gc_pause_keep_state():
+    import gc
+
+    from tokenfoundry.tasks.evaluate.adapters import _flatten, _no_gc
+
+    ids, offsets = _flatten([[5, 70000], [], [1]])
+    assert ids.dtype == np.uint32 and ids.tolist() == [5, 70000, 1]
+    assert offsets.tolist() == [0, 2, 2, 3]
+    assert _flatten([])[0].tolist() == [] and _flatten([])[1].tolist() == [0]
+    assert gc.isenabled()
+    with _no_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _no_gc():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

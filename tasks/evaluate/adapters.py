@@ -18,10 +18,11 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import operator
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -103,18 +104,28 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _flatten(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """(flat uint32 ids, int64 document offsets) of per-document id lists."""
+def _flatten(lists: Iterable[list[int]],
+             counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(flat uint32 ids, int64 document offsets) of per-document id lists; with ``counts``
+    (their lengths), ``lists`` may be an iterator (each list is freed as
+    soon as it is copied: no list per document stays alive)."""
     import array
 
-    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+    if counts is None:
+        lists = list(lists)
+        counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     if array.array("I").itemsize != 4:  # pragma: no cover - every common platform has 4
         return np.fromiter(itertools.chain.from_iterable(lists), dtype=np.uint32,
                            count=int(offsets[-1])), offsets
     flat = array.array("I", itertools.chain.from_iterable(lists))  # C loop, no numpy iterator
+    if len(flat) != offsets[-1]:
+        raise RuntimeError(f"encoder returned {len(flat)} ids for {int(offsets[-1])} counted")
     return np.frombuffer(flat, dtype=np.uint32), offsets
+
+
+_IDS = operator.attrgetter("ids")
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -465,10 +476,10 @@ class HFAdapter(TokenizerAdapter):
 
     def _finish(self, raw: Any, t0: float) -> Encoded:
         encs, fast = raw
-        with _no_gc():  # one new list per document: no cycles, but they trigger collections
-            lists = [e.ids for e in encs]
-            ids, offsets = _flatten(lists)
-        return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0, lists=lists,
+        with _no_gc():  # one short-lived list per document (no cycles): no collections
+            ids, offsets = _flatten(map(_IDS, encs),
+                                    np.fromiter(map(len, encs), dtype=np.int64, count=len(encs)))
+        return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0,
                        encodings=None if fast else encs)
 
     def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:

@@ -330,6 +330,10 @@ def test_flatten_and_gc_pause_keep_state():
     assert ids.dtype == np.uint32 and ids.tolist() == [5, 70000, 1]
     assert offsets.tolist() == [0, 2, 2, 3]
     assert _flatten([])[0].tolist() == [] and _flatten([])[1].tolist() == [0]
+    it = iter([[3], [4, 5]])  # an iterator with known lengths: consumed once
+    assert _flatten(it, np.array([1, 2]))[0].tolist() == [3, 4, 5]
+    with pytest.raises(RuntimeError):
+        _flatten([[1, 2]], np.array([1]))
     assert gc.isenabled()
     with _no_gc():
         assert not gc.isenabled()

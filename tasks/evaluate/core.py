@@ -257,18 +257,17 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
     n_regular = int(regular.sum())
 
     # alignment, round trip, continued words
-    word_cont = np.zeros(len(pool.word_doc), dtype=bool)
-    word_known = np.zeros(len(pool.word_doc), dtype=bool)
     rt_bad: set[int] = set()
-    if alignable.any():
+    if alignable.any():  # (the alignment's arrays are this call's own: updated in place below)
         al = M.merge_alignments(pool, parts, continued)
         rt_bad.update(int(d) for d in al.mismatched_docs)
         rt_bad.update(int(d) for d in np.flatnonzero(alignable & ~al.aligned))
-        if al.word_known.all():
-            word_cont, word_known = al.word_continued, al.word_known.copy()
-        else:
-            word_cont = np.where(al.word_known, al.word_continued, word_cont)
-            word_known |= al.word_known
+        word_known = al.word_known
+        word_cont = (al.word_continued if word_known.all()
+                     else al.word_continued & word_known)
+    else:
+        word_cont = np.zeros(len(pool.word_doc), dtype=bool)
+        word_known = np.zeros(len(pool.word_doc), dtype=bool)
     rest = np.flatnonzero(~alignable)
     if rest.size:
         decoded = adapter.decode_batch(enc, rest.tolist())

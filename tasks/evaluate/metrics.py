@@ -706,9 +706,10 @@ def _align_chunk_numpy(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, 
 def merge_alignments(pool: TextPool, parts: list[ChunkAlignment],
                      continued: np.ndarray | None = None) -> Alignment:
     """One :class:`Alignment` for the pool from its chunks (documents not in any chunk are not
-    aligned); ``continued``: the per-word flags the chunks wrote directly (+1 slot)."""
+    aligned); ``continued``: the per-word flags the chunks wrote directly (+1 slot); the
+    result's ``word_continued`` is a view of it (no copy)."""
     aligned = np.zeros(pool.n_docs, dtype=bool)
-    continued = (continued[:-1].copy() if continued is not None
+    continued = (continued[:-1] if continued is not None
                  else np.zeros(len(pool.word_doc), dtype=bool))
     for p in parts:
         aligned[p.d0:p.d0 + len(p.aligned)] = p.aligned

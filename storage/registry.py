@@ -605,20 +605,31 @@ class Registry:
 
     # ---- aliases ---------------------------------------------------------------------------
 
+    def _alias_state(self, name: str, alias: str) -> tuple[list[int], int | None]:
+        """The alias log's sequence numbers and the version of its last event."""
+        base = self._p(name, "_aliases", alias)
+        seqs = sorted(int(fn[:-5]) for fn in self._ls(base)
+                      if fn.endswith(".json") and fn[:-5].isdigit())
+        if not seqs:
+            return seqs, None
+        return seqs, int(json.loads(self._read(posixpath.join(base, f"{seqs[-1]:08d}.json")))
+                         ["version"])
+
     def _move_alias(self, name: str, alias: str, version: int, by: str, note: str = "",
-                    forward_only: bool = False) -> tuple[int | None, bool]:
+                    forward_only: bool = False,
+                    hint: tuple[list[int], int | None] | None = None
+                    ) -> tuple[int | None, bool]:
         """Append an alias event (exclusive create of the next seq); (previous, changed).
 
         ``forward_only`` (``latest``): never move to a lower version, judged against the alias'
         current value on every attempt, so concurrent publishers cannot move it backwards."""
         base = self._p(name, "_aliases", alias)
         for _ in range(1000):
-            seqs = sorted(int(fn[:-5]) for fn in self._ls(base)
-                          if fn.endswith(".json") and fn[:-5].isdigit())
-            prev = None
-            if seqs:
-                prev = int(json.loads(self._read(posixpath.join(base, f"{seqs[-1]:08d}.json")))
-                           ["version"])
+            if hint is not None:  # read earlier (e.g. while files uploaded); the exclusive
+                seqs, prev = hint  # create below fails if it went stale, and we re-read
+                hint = None
+            else:
+                seqs, prev = self._alias_state(name, alias)
             if prev == version or (forward_only and prev is not None and prev > version):
                 return prev, False
             seq = (seqs[-1] + 1) if seqs else 1
@@ -706,12 +717,13 @@ class Registry:
         token = uuid.uuid4().hex
         total = sum(i.size for i in items)
         count = _Counter(total, f"publish {name}", progress)
+        hint = None
         if self.local:
             v, entries, reused = self._publish_local(name, items, token, count, lineage,
                                                      metrics, gates)
         else:
-            v, entries, reused = self._publish_remote(name, items, token, count, lineage,
-                                                      metrics, gates)
+            v, entries, reused, hint = self._publish_remote(name, items, token, count, lineage,
+                                                            metrics, gates)
         if reused:
             cur = self.alias_version(name, LATEST)
         else:
@@ -726,7 +738,8 @@ class Registry:
 
             with ThreadPoolExecutor(1) as ex:
                 fut = ex.submit(record)
-                prev, changed = self._move_alias(name, LATEST, v, "publish", forward_only=True)
+                prev, changed = self._move_alias(name, LATEST, v, "publish", forward_only=True,
+                                                 hint=hint)
                 fut.result()
             cur = v if changed else prev
         moved = {LATEST: v} if cur == v else {}
@@ -836,33 +849,50 @@ class Registry:
             return [FileEntry(path=it.rel, size=n, sha256=sha)
                     for it, (sha, n) in zip(items, got)]
 
-        pool = None
+        # request round trips dominate small versions: the version is claimed while the
+        # re-publish check runs (a reuse gives it back), and the ``latest`` log is read while
+        # the files upload (the move's exclusive create re-reads it if it went stale)
+        pool = ThreadPoolExecutor(2)
         hashing: Any = None
         entries: list[FileEntry] = []
-        if len(local) < len(items) or self._same_shape_as_latest(name, items):
-            entries = digest_all()
-            existing = self._find_content(name, content_sha256(entries))
-            if existing is not None:
-                return existing, entries, True
-        else:
-            pool = ThreadPoolExecutor(1)
-            hashing = pool.submit(digest_all)
-        v = self._claim(name, token)
+        claiming = None
+        if len(local) == len(items):
+            claiming = pool.submit(self._claim, name, token)
+        try:
+            if claiming is None or self._same_shape_as_latest(name, items):
+                entries = digest_all()
+                existing = self._find_content(name, content_sha256(entries))
+                if existing is not None:
+                    if claiming is not None:
+                        self.fs.rm(self._p(name, "_claims", f"{claiming.result()}.json"))
+                    return existing, entries, True, None
+            else:
+                hashing = pool.submit(digest_all)
+            v = claiming.result() if claiming is not None else self._claim(name, token)
+        except BaseException:
+            pool.shutdown(wait=True)
+            if claiming is not None and claiming.exception() is None:
+                try:  # give the claimed number back
+                    self.fs.rm(self._p(name, "_claims", f"{claiming.result()}.json"))
+                except (OSError, FileNotFoundError):
+                    pass
+            raise
         prefix = self.version_path(name, v)
         claim = self._p(name, "_claims", f"{v}.json")
+        alias_state = pool.submit(self._alias_state, name, LATEST)
         try:
             if local:
                 self.fs.put([it.path for it in local], [posixpath.join(prefix, it.rel)
                                                          for it in local])
                 count(sum(it.size for it in local))
-            if pool is not None:
+            if hashing is not None:
                 entries = hashing.result()
                 # version 1: nothing was published under this name before our claim
                 existing = self._find_content(name, content_sha256(entries)) if v > 1 else None
                 if existing is not None:  # identical files: drop the upload and our claim
                     self.fs.rm(prefix, recursive=True)
                     self.fs.rm(claim)
-                    return existing, entries, True
+                    return existing, entries, True, None
             for it in items:
                 if not it.local:
                     with it.open() as src, self.fs.open(posixpath.join(prefix, it.rel), "wb") as d:
@@ -891,9 +921,12 @@ class Registry:
                 pass
             raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
-        return v, entries, False
+            pool.shutdown(wait=True)
+        try:
+            hint = alias_state.result()
+        except Exception:  # noqa: BLE001 - only a hint: the move reads the log itself
+            hint = None
+        return v, entries, False, hint
 
     # ---- verify / pull ---------------------------------------------------------------------
 

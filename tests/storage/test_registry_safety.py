@@ -66,7 +66,9 @@ def test_kill_9_mid_publish_leaves_no_visible_version_and_gc_cleans(
         fs.invalidate_cache()
         if reg.local:
             d = Path(root, "_staging")
-            return d.is_dir() and any(p.name == "tokenizer.json" for p in d.rglob("*"))
+            want = (tokenizer_dir / "tokenizer.json").stat().st_size  # copied in full: paused
+            return d.is_dir() and any(p.name == "tokenizer.json" and p.stat().st_size == want
+                                      for p in d.rglob("*"))
         return bool(fs.glob(f"{root}/legal-bpe/*/tokenizer.json"))
 
     try:

@@ -191,7 +191,17 @@ def token_premium(seg_ids: list[str], langs: list[str], counts: np.ndarray,
         return {}, {}, {}
     p = int(np.flatnonzero(lang_u == pivot)[0])
     counts = np.asarray(counts, dtype=np.float64)
-    ok = (np.asarray(unk_share) <= max_unk_share) & keep
+    unk_share = np.asarray(unk_share)
+    n_l = len(lang_u)
+    if not (unk_share > max_unk_share).any():  # no pair dropped: which pairs count is text-side
+        rows, lang_rows, pivot_rows = _pair_plan(seg_u, seg_code, lang_code, keep, p)
+        sum_l = np.bincount(lang_rows, weights=counts[rows], minlength=n_l)
+        sum_p = np.bincount(lang_rows, weights=counts[pivot_rows], minlength=n_l)
+        used = np.bincount(lang_rows, minlength=n_l)
+        premium = {str(lang_u[i]): float(sum_l[i] / sum_p[i]) for i in range(n_l)
+                   if used[i] > 0 and sum_p[i] > 0}
+        return premium, {str(lang_u[i]): int(used[i]) for i in range(n_l)}, {}
+    ok = (unk_share <= max_unk_share) & keep
     piv_count = np.full(len(seg_u), -1.0)
     piv_ok = np.zeros(len(seg_u), dtype=bool)
     is_p = (lang_code == p) & keep
@@ -200,7 +210,6 @@ def token_premium(seg_ids: list[str], langs: list[str], counts: np.ndarray,
     has_pair = (piv_count[seg_code] >= 0) & keep
     valid = has_pair & ok & piv_ok[seg_code]
     dropped = has_pair & ~valid
-    n_l = len(lang_u)
     sum_l = np.bincount(lang_code[valid], weights=counts[valid], minlength=n_l)
     sum_p = np.bincount(lang_code[valid], weights=piv_count[seg_code[valid]], minlength=n_l)
     used = np.bincount(lang_code[valid], minlength=n_l)
@@ -209,6 +218,28 @@ def token_premium(seg_ids: list[str], langs: list[str], counts: np.ndarray,
                if used[i] > 0 and sum_p[i] > 0}
     return (premium, {str(lang_u[i]): int(used[i]) for i in range(n_l)},
             {str(lang_u[i]): int(drop[i]) for i in range(n_l) if drop[i]})
+
+
+_PLANS: list[tuple[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+
+
+def _pair_plan(seg_u: np.ndarray, seg_code: np.ndarray, lang_code: np.ndarray,
+               keep: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows with a kept pivot segment, their language codes, the row of their pivot segment):
+    the pairs :func:`token_premium` sums when none is dropped for UNK; text-side, kept for the
+    last few ``segment_codes`` (every tokenizer of an evaluation shares one)."""
+    key = (seg_code, lang_code, keep, p)
+    for k, plan in _PLANS:
+        if all(a is b for a, b in zip(k[:3], key[:3])) and k[3] == p:
+            return plan
+    is_p = (lang_code == p) & keep
+    pivot_row = np.full(len(seg_u), -1, dtype=np.int64)
+    pivot_row[seg_code[is_p]] = np.flatnonzero(is_p)
+    rows = np.flatnonzero((pivot_row[seg_code] >= 0) & keep)
+    plan = (rows, lang_code[rows], pivot_row[seg_code[rows]])
+    _PLANS.insert(0, (key, plan))
+    del _PLANS[4:]
+    return plan
 
 
 def parity_summary(premium: dict[str, float]) -> dict[str, float | None]:

@@ -277,3 +277,29 @@ def test_byte_path_round_trip_catches_a_wrong_byte():
     assert al.mismatched_docs.tolist() == [2]  # "Hello" at a doc start is its own token
     r = measure(ad, pool, SPEC)
     assert r["roundtrip_errors"] == 1
+
+
+def test_premium_text_side_plan_equals_the_general_path():
+    """Without UNK drops the pairs come from a cached text-side plan; it gives exactly what
+    the general path gives (forced here by a row without a pivot whose UNK share is high:
+    dropping it changes nothing)."""
+    import quicktok
+
+    from tokenfoundry.tasks.evaluate.parallel import segment_codes, token_premium
+
+    texts = FX.licence_texts()[:2]
+    if len(texts) < 2:
+        pytest.skip("needs /usr/share/common-licenses")
+    lines = [ln for t in texts for ln in t.splitlines() if ln.strip()][:60]
+    seg = [f"s{i // 3}" for i in range(len(lines))] + ["lonely"]
+    lang = [("en", "de", "fr")[i % 3] for i in range(len(lines))] + ["de"]
+    enc = quicktok.get_encoding("o200k_base")
+    counts = np.array([len(enc.encode(t)) for t in lines] + [7])
+    codes = segment_codes(seg, lang)
+    planned = token_premium(seg, lang, counts, np.zeros(len(seg)), codes=codes)
+    assert token_premium(seg, lang, counts, np.zeros(len(seg)), codes=codes) == planned  # cached
+    unk = np.zeros(len(seg))
+    unk[-1] = 0.9
+    general = token_premium(seg, lang, counts, unk, codes=codes)
+    assert planned == general and planned[2] == {}
+    assert planned[1] == {"de": 20, "en": 20, "fr": 20} and planned[0]["en"] == 1.0

@@ -340,16 +340,21 @@ def count_per_doc(flags: np.ndarray, doc_start: np.ndarray) -> np.ndarray:
         np.cumsum(flags, out=cs[1:])
         return cs[doc_start[1:]] - cs[doc_start[:-1]]
     out = np.zeros(len(doc_start) - 1, dtype=np.int64)
-    kernel(flags, doc_start, out)
+    kernel(flags.view(np.uint8) if flags.dtype == np.bool_ else flags, doc_start, out)
     return out
 
 
 def _count_kernel(flags, doc_start, out):  # pragma: no cover - compiled
+    # a running count, then differences per document (a loop per document costs more than
+    # its words when documents are short)
+    cs = np.empty(flags.shape[0] + 1, dtype=np.int64)
+    cs[0] = 0
+    s = 0
+    for i in range(flags.shape[0]):
+        s += flags[i]
+        cs[i + 1] = s
     for d in range(out.shape[0]):
-        n = 0
-        for i in range(doc_start[d], doc_start[d + 1]):
-            n += flags[i]
-        out[d] = n
+        out[d] = cs[doc_start[d + 1]] - cs[doc_start[d]]
 
 
 _COUNT_KERNEL: list = []

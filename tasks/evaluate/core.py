@@ -189,7 +189,7 @@ def chunk_bounds(doc_bytes: np.ndarray, chunk_bytes: int = CHUNK_BYTES,
     return sorted({0, n, *(int(c) for c in cuts if 0 < c < n)})
 
 
-#: Encodings with at least this many tokens are aligned by two threads (halves by tokens).
+#: Encodings with at least this many tokens are aligned by two threads (one pass each).
 SPLIT_TOKENS = 1 << 18
 
 
@@ -197,30 +197,12 @@ def _align_split(pool: M.TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: 
                  mask: np.ndarray, freq: np.ndarray, continued: np.ndarray,
                  threads: int) -> list[M.ChunkAlignment]:
     """``align_chunk`` of ``enc`` (documents ``d0 ..``), on two cores when it is large: the
-    compiled pass releases the GIL; the halves write disjoint documents and words, and count
-    into separate frequency arrays."""
+    frequency/round-trip pass and the continued-words pass run side by side (they release the
+    GIL and write disjoint arrays; a split by documents balanced badly when one document holds
+    a third of the tokens)."""
     cores = threads or os.cpu_count() or 1
-    n_docs = len(mask)
-    if cores < 2 or len(enc.ids) < SPLIT_TOKENS or n_docs < 2 or M._kernel() is None:
-        return [M.align_chunk(pool, adapter, enc, d0, mask, freq, continued)]
-    cut = int(np.searchsorted(enc.offsets, len(enc.ids) // 2))
-    cut = min(max(cut, 1), n_docs - 1)
-
-    def half(a: int, b: int, counts: np.ndarray) -> M.ChunkAlignment:
-        lo = int(enc.offsets[a])
-        sub = Encoded(ids=enc.ids[lo:int(enc.offsets[b])], offsets=enc.offsets[a:b + 1] - lo,
-                      seconds=0.0)
-        return M.align_chunk(pool, adapter, sub, d0 + a, mask[a:b], counts, continued)
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    freq2 = np.zeros_like(freq)
-    with ThreadPoolExecutor(max_workers=1) as ex:
-        second = ex.submit(half, cut, n_docs, freq2)
-        first = half(0, cut, freq)
-        rest = second.result()
-    freq += freq2
-    return [first, rest]
+    parallel = cores >= 2 and len(enc.ids) >= SPLIT_TOKENS
+    return [M.align_chunk(pool, adapter, enc, d0, mask, freq, continued, parallel=parallel)]
 
 
 def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,

@@ -558,6 +558,36 @@ def token_lengths64(adapter: TokenizerAdapter) -> np.ndarray:
     return cached
 
 
+def token_pass_tables(adapter: TokenizerAdapter) -> tuple[np.ndarray, np.ndarray]:
+    """The compiled passes' per-token tables, cached per adapter: ``(hash_len, lengths)`` with
+    ``hash_len[id] = (token hash, byte length)`` (uint64 pairs: one cache line read per token
+    instead of two) and the byte lengths as the smallest unsigned type that holds them."""
+    cached = getattr(adapter, "_pass_tables", None)
+    if cached is None:
+        tl = adapter.token_bytes_len
+        hl = np.empty((len(tl), 2), dtype=np.uint64)
+        hl[:, 0] = token_hashes(adapter)
+        hl[:, 1] = tl
+        longest = int(tl.max()) if len(tl) else 0
+        small = tl.astype(np.uint8 if longest < 256 else np.uint16 if longest < 65536
+                          else np.uint32)
+        cached = adapter._pass_tables = (hl, small)  # noqa: SLF001
+    return cached
+
+
+_POOL: list = []
+
+
+def _second_thread():
+    """One long-lived worker thread for the passes run beside the caller's (starting a thread
+    per evaluation cost ~0.7 ms)."""
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="tf-eval-pass"))
+    return _POOL[0]
+
+
 @dataclass
 class ChunkAlignment:
     """Alignment of the documents ``d0 .. d0 + len(aligned) - 1`` (one encoded chunk)."""
@@ -592,7 +622,7 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
         out = continued if continued is not None else np.zeros(idx.n_words + 1, dtype=bool)
         counts = freq if freq is not None else np.zeros(0, dtype=np.int64)
         wbase, wrel = idx.word_block
-        tl = adapter.token_bytes_len
+        hl, tl = token_pass_tables(adapter)
         doc_start = idx.doc_start[d0:d1 + 1]
         doc_bytes = pool.doc_bytes[d0:d1]
 
@@ -602,15 +632,14 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
 
         def hashes() -> int:
             return hash_k(enc.ids, enc.offsets, doc_start, doc_bytes, idx.doc_hash[d0:d1],
-                          idx.doc_weight[d0:d1], docs_mask, tl, token_hashes(adapter),
-                          token_powers(adapter), aligned, mism, counts, freq is not None)
+                          idx.doc_weight[d0:d1], docs_mask, hl, token_powers(adapter),
+                          aligned, mism, counts, freq is not None)
 
         if parallel:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=1) as ex:
-                second = ex.submit(words)
+            second = _second_thread().submit(words)
+            try:
                 bad = hashes()
+            finally:
                 bad_w = second.result()
         else:
             bad = hashes()
@@ -649,17 +678,17 @@ def _kernel():
     return _KERNEL[0]
 
 
-def _hash_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, doc_weight, docs_mask, tl, th,
+def _hash_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, doc_weight, docs_mask, hl,
                  powtab, aligned, mism, freq, count):  # pragma: no cover - compiled
     """One pass over a chunk's ids, document by document: count each id into ``freq`` (if
     ``count``); for a document in ``docs_mask``, a token starting at byte s (its document's
-    start + the lengths ``tl`` of the tokens before it) adds ``Binv**s * th[id]`` to the
+    start + the lengths ``hl[id, 1]`` of the tokens before it) adds ``Binv**s * hl[id, 0]`` to the
     document's hash (``Binv**s`` kept as a running product of ``powtab[length]``, from the
     document's ``doc_weight``). The document is aligned when its token lengths sum to its byte
     length, and round-trips when its hash equals ``doc_hash``. Returns -1, or the index of the
     first id outside the tables (then ``freq`` is left as it was and nothing else is
     meaningful). Same definitions as the numpy path; compiled with numba."""
-    n_table = tl.shape[0]
+    n_table = hl.shape[0]
     n_freq = freq.shape[0]
     for d in range(docs_mask.shape[0]):
         lo = offsets[d]
@@ -679,9 +708,9 @@ def _hash_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, doc_weight, docs_
                 return k
             if count and t < n_freq:
                 freq[t] += 1
-            length = tl[t]
+            length = np.int64(hl[t, 1])
             if check and pos < end:
-                h += w * th[t]
+                h += w * hl[t, 0]
                 w *= powtab[length]
             pos += length
         if check and pos - doc_start[d] == doc_bytes[d]:
@@ -713,7 +742,7 @@ def _words_kernel(ids, offsets, doc_start, doc_bytes, docs_mask, tl, wbase, wrel
             if pos < end:  # (a store per token instead of an unpredictable branch)
                 r = wrel[pos]
                 continued[wbase[pos >> 8] + r if r != 255 else spare] = True
-            pos += tl[t]
+            pos += np.int64(tl[t])
         if pos - doc_start[d] != doc_bytes[d]:
             for i in range(doc_word_start[d], doc_word_start[d + 1]):
                 continued[i] = False

@@ -267,7 +267,7 @@ class VocabSummary:
 def vocab_summary(freq: np.ndarray, regular: np.ndarray, lengths: np.ndarray,
                   byte_fallback: np.ndarray, n_listed: int, cap: int = 16) -> VocabSummary:
     """:class:`VocabSummary` of ``freq`` (one compiled pass; numpy without numba)."""
-    kernel = _vocab_kernel_compiled()
+    kernel = _compiled(_vocab_kernel)
     if kernel is None or len(lengths) != len(freq):
         return _vocab_summary_numpy(freq, regular, lengths, byte_fallback, n_listed, cap)
     observed = np.empty(len(freq), dtype=np.int64)
@@ -318,23 +318,25 @@ def _vocab_kernel(freq, regular, lengths, byte_fallback, cap, observed, hist,
     return n_obs, n_never, len_sum, total, bf
 
 
-_VOCAB_KERNEL: list = []
+_COMPILED: dict = {}
 
 
-def _vocab_kernel_compiled():
-    if not _VOCAB_KERNEL:
+def _compiled(fn):
+    """``fn`` compiled with numba (GIL released, cached on disk) on first use, or None without
+    numba (every caller keeps a numpy path)."""
+    if fn not in _COMPILED:
         try:
             import numba
-        except ImportError:  # pragma: no cover
-            _VOCAB_KERNEL.append(None)
+        except ImportError:  # pragma: no cover - numba is a dependency; numpy still works
+            _COMPILED[fn] = None
         else:
-            _VOCAB_KERNEL.append(numba.njit(cache=True, nogil=True)(_vocab_kernel))
-    return _VOCAB_KERNEL[0]
+            _COMPILED[fn] = numba.njit(cache=True, nogil=True)(fn)
+    return _COMPILED[fn]
 
 
 def count_per_doc(flags: np.ndarray, doc_start: np.ndarray) -> np.ndarray:
     """int64 per document: the True ``flags`` in ``flags[doc_start[d]:doc_start[d+1]]``."""
-    kernel = _count_kernel_compiled()
+    kernel = _compiled(_count_kernel)
     if kernel is None:
         cs = np.zeros(len(flags) + 1, dtype=np.int64)
         np.cumsum(flags, out=cs[1:])
@@ -355,20 +357,6 @@ def _count_kernel(flags, doc_start, out):  # pragma: no cover - compiled
         cs[i + 1] = s
     for d in range(out.shape[0]):
         out[d] = cs[doc_start[d + 1]] - cs[doc_start[d]]
-
-
-_COUNT_KERNEL: list = []
-
-
-def _count_kernel_compiled():
-    if not _COUNT_KERNEL:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover
-            _COUNT_KERNEL.append(None)
-        else:
-            _COUNT_KERNEL.append(numba.njit(cache=True, nogil=True)(_count_kernel))
-    return _COUNT_KERNEL[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,21 +649,11 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
     return part
 
 
-_KERNEL: list = []
-
-
 def _kernel():
-    """The compiled per-token passes ``(_hash_kernel, _words_kernel)`` (numba, cached on
-    disk), or None without numba."""
-    if not _KERNEL:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is a dependency; numpy still works
-            _KERNEL.append(None)
-        else:
-            jit = numba.njit(cache=True, nogil=True)
-            _KERNEL.append((jit(_hash_kernel), jit(_words_kernel)))
-    return _KERNEL[0]
+    """The compiled per-token passes ``(_hash_kernel, _words_kernel)``, or None without
+    numba."""
+    hash_k, words_k = _compiled(_hash_kernel), _compiled(_words_kernel)
+    return None if hash_k is None or words_k is None else (hash_k, words_k)
 
 
 def _hash_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, doc_weight, docs_mask, hl,

@@ -103,8 +103,6 @@ _ALIAS_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
 Progress = Callable[[float, "float | None", str], None]
 
 
-
-
 def _no_progress(done: float, total: float | None, message: str = "") -> None:
     """Report nothing."""
 
@@ -532,13 +530,7 @@ class Registry:
         return sorted(out, key=lambda e: e.seq)
 
     def alias_version(self, name: str, alias: str) -> int | None:
-        base = self._p(name, "_aliases", alias)
-        seqs = sorted(int(fn[:-5]) for fn in self._ls(base)
-                      if fn.endswith(".json") and fn[:-5].isdigit())
-        if not seqs:
-            return None
-        ev = json.loads(self._read(posixpath.join(base, f"{seqs[-1]:08d}.json")))
-        return int(ev["version"])
+        return self._alias_state(name, alias)[1]
 
     def aliases(self, name: str) -> dict[str, int]:
         out = {}

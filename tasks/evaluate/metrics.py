@@ -433,7 +433,9 @@ class PoolIndex:
     - ``doc_word_start``: int64 per doc + 1, the first word of each document;
     - for the numpy path, on first use: ``weights`` (uint64 per position, ``Binv**j``) and
       ``word_inside`` (int32 per position + 1: the word that position lies strictly inside,
-      ``word start < j < word end``, else -1).
+      ``word start < j < word end``, else -1);
+    - for the compiled passes, on first use: ``word_block``, ``word_inside`` in one byte per
+      position (kept; the int32 arrays above are dropped once the compiled pass ran).
     """
 
     def __init__(self, pool: TextPool):

@@ -72,10 +72,10 @@ def write_all(fd: int, data: memoryview | bytes, offset: int | None = None) -> N
 
 
 class _Chunk:
-    __slots__ = ("buf", "n", "off", "refs")
+    __slots__ = ("buf", "n", "refs")
 
-    def __init__(self, buf: bytearray, n: int, off: int, refs: int):
-        self.buf, self.n, self.off, self.refs = buf, n, off, refs
+    def __init__(self, buf: bytearray, n: int, refs: int):
+        self.buf, self.n, self.refs = buf, n, refs
 
 
 class _File:
@@ -85,7 +85,6 @@ class _File:
         "hashed",
         "hashing",
         "hint",
-        "i",
         "off",
         "reading",
         "ready",
@@ -93,8 +92,8 @@ class _File:
         "src",
     )
 
-    def __init__(self, i: int, src: int, dst: int | None, hint: int):
-        self.i, self.src, self.dst, self.hint = i, src, dst, hint
+    def __init__(self, src: int, dst: int | None, hint: int):
+        self.src, self.dst, self.hint = src, dst, hint
         self.sha = Sha256()
         self.off = 0  # next read offset = bytes read so far
         self.reading = False
@@ -167,7 +166,7 @@ class _Engine:
     def _read(self, f: _File, buf: bytearray) -> None:
         off = f.off
         k = os.preadv(f.src, [buf], off)
-        c = _Chunk(buf, k, off, 2 if f.dst is not None else 1)
+        c = _Chunk(buf, k, 2 if f.dst is not None else 1)
         with self.cv:
             f.reading = False
             if k == 0:
@@ -262,10 +261,10 @@ def copy_files(jobs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[st
     fds: list[int] = []
     files: list[_File] = []
     try:
-        for i, (src, dst, hint) in enumerate(jobs):
+        for src, _, hint in jobs:
             s = os.open(src, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             fds.append(s)
-            files.append(_File(i, s, None, int(hint or 0)))
+            files.append(_File(s, None, int(hint or 0)))
         for f, (_, dst, _) in zip(files, jobs):
             if dst is not None:
                 d = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC",

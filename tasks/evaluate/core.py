@@ -194,15 +194,14 @@ SPLIT_TOKENS = 1 << 18
 
 
 def _align_split(pool: M.TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int,
-                 mask: np.ndarray, freq: np.ndarray, continued: np.ndarray,
-                 threads: int) -> list[M.ChunkAlignment]:
+                 mask: np.ndarray, freq: np.ndarray, threads: int) -> list[M.ChunkAlignment]:
     """``align_chunk`` of ``enc`` (documents ``d0 ..``), on two cores when it is large: the
     frequency/round-trip pass and the continued-words pass run side by side (they release the
     GIL and write disjoint arrays; a split by documents balanced badly when one document holds
     a third of the tokens)."""
     cores = threads or os.cpu_count() or 1
     parallel = cores >= 2 and len(enc.ids) >= SPLIT_TOKENS
-    return [M.align_chunk(pool, adapter, enc, d0, mask, freq, continued, parallel=parallel)]
+    return [M.align_chunk(pool, adapter, enc, d0, mask, freq, parallel=parallel)]
 
 
 def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
@@ -217,7 +216,6 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
     V = adapter.vocab_size
     freq = np.zeros(V, dtype=np.int64)
     parts: list[M.ChunkAlignment] = []
-    continued = np.zeros(len(pool.word_doc) + 1, dtype=bool)  # + the slot of "no word"
     encs = []
     work = 0.0  # seconds spent deriving metrics (not waiting for the encoder)
     bounds = chunk_bounds(pool.doc_bytes, chunk_bytes)
@@ -225,8 +223,7 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
                                            offsets=not alignable.all()):
         t = time.perf_counter()
         if alignable[d0:d1].any():  # also counts the chunk's ids into freq
-            parts += _align_split(pool, adapter, e, d0, alignable[d0:d1], freq, continued,
-                                  spec.threads)
+            parts += _align_split(pool, adapter, e, d0, alignable[d0:d1], freq, spec.threads)
         elif len(e.ids):
             freq += np.bincount(e.ids_intp, minlength=V)[:V]
         encs.append(e)
@@ -238,18 +235,18 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
     regular = ~adapter.special_mask
     n_regular = int(regular.sum())
 
-    # alignment, round trip, continued words
+    # alignment, round trip, continued words (counted per document; a document's words are
+    # known when it is aligned, or from the tokenizer's own offsets)
     rt_bad: set[int] = set()
-    if alignable.any():  # (the alignment's arrays are this call's own: updated in place below)
-        al = M.merge_alignments(pool, parts, continued)
+    if alignable.any():
+        al = M.merge_alignments(pool, parts)
         rt_bad.update(int(d) for d in al.mismatched_docs)
         rt_bad.update(int(d) for d in np.flatnonzero(alignable & ~al.aligned))
-        word_known = al.word_known
-        word_cont = (al.word_continued if word_known.all()
-                     else al.word_continued & word_known)
+        doc_known = al.aligned
+        doc_cont = al.doc_continued
     else:
-        word_cont = np.zeros(len(pool.word_doc), dtype=bool)
-        word_known = np.zeros(len(pool.word_doc), dtype=bool)
+        doc_known = np.zeros(pool.n_docs, dtype=bool)
+        doc_cont = np.zeros(pool.n_docs, dtype=np.int64)
     rest = np.flatnonzero(~alignable)
     if rest.size:
         decoded = adapter.decode_batch(enc, rest.tolist())
@@ -258,8 +255,10 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
                 rt_bad.add(d)
         if enc.encodings is not None:
             wc, wk = M.continued_from_offsets(pool, enc, rest)
-            word_cont = np.where(wk, wc, word_cont)
-            word_known |= wk
+            kd = np.zeros(pool.n_docs, dtype=bool)
+            kd[rest] = True
+            doc_known = doc_known | kd
+            doc_cont = np.where(kd, M.count_per_doc(wc & wk, pool.doc_word_start), doc_cont)
     rt_examples = []
     for d in sorted(rt_bad)[:3]:
         rt_examples.append(f"{pool.dataset_names[pool.dataset[d]]} doc {d}: "
@@ -274,10 +273,9 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
     unk = int(freq[adapter.unk_id]) if adapter.unk_id is not None and adapter.unk_id < V else 0
     bf = vs.byte_fallback
     total_words = int(pool.doc_words.sum())
-    all_known = bool(word_known.all())
-    known = len(word_known) if all_known else int(np.count_nonzero(word_known))
-    cont_known = word_cont if all_known else word_cont & word_known
-    n_cont = int(np.count_nonzero(cont_known))
+    all_known = bool(doc_known.all())
+    known = total_words if all_known else int(pool.doc_words[doc_known].sum())
+    n_cont = int(doc_cont.sum())  # (0 for documents whose words are not known)
 
     def groups(codes: np.ndarray, names: list[str]) -> dict[str, dict[str, float | None]]:
         k = len(names)
@@ -289,11 +287,9 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
                                "continued_word_rate": _ratio(n_cont, known)}}
         ndoc, byt, chs, wds = pool.group_sums(codes, k)  # text side: once per pool
         tok = np.bincount(codes, weights=counts, minlength=k)
-        # words per document (sorted by document): per-document counts, then per group
-        kn = wds if all_known else np.bincount(
-            codes, weights=M.count_per_doc(word_known, pool.doc_word_start), minlength=k)
-        ct = np.bincount(codes, weights=M.count_per_doc(cont_known, pool.doc_word_start),
-                         minlength=k)
+        kn = wds if all_known else np.bincount(codes, weights=pool.doc_words * doc_known,
+                                                   minlength=k)
+        ct = np.bincount(codes, weights=doc_cont, minlength=k)
         return {names[i]: {"docs": float(ndoc[i]), "n_tokens": float(tok[i]),
                            "bytes_per_token": _ratio(byt[i], tok[i]),
                            "chars_per_token": _ratio(chs[i], tok[i]),

@@ -190,14 +190,32 @@ def build_pool(docs: list[str], langs: list[str] | None = None,
 
 def renyi_entropy(counts: np.ndarray, alpha: float) -> float:
     """H_α in bits of the distribution given by ``counts`` (zeros ignored)."""
-    c = np.asarray(counts, dtype=np.float64)
+    c = np.asarray(counts)
     c = c[c > 0]
     if c.size == 0:
         return 0.0
-    p = c / c.sum()
     if abs(alpha - 1.0) < 1e-12:
+        p = c / c.sum(dtype=np.float64)
         return float(-(p * np.log2(p)).sum())
-    return float(np.log2(np.power(p, alpha).sum()) / (1.0 - alpha))
+    # Σ p^α = Σ c^α / N^α, c^α from a table made once per α (counts are mostly small; the
+    # few beyond the table are computed)
+    n = float(c.sum(dtype=np.float64))
+    table = _count_powers(float(alpha))
+    if c.dtype.kind not in "iu":
+        s = float(np.power(c.astype(np.float64), alpha).sum())
+    elif c.max() < len(table):
+        s = float(np.take(table, c, mode="clip").sum())
+    else:
+        big = c[c >= len(table)]
+        s = float(np.take(table, c, mode="clip").sum() - len(big) * table[-1]
+                  + np.power(big.astype(np.float64), alpha).sum())
+    return float((np.log2(s) - alpha * np.log2(n)) / (1.0 - alpha))
+
+
+@lru_cache(maxsize=4)
+def _count_powers(alpha: float, n: int = 1 << 14) -> np.ndarray:
+    """``k ** alpha`` for k = 0 .. n - 1 (float64)."""
+    return np.power(np.arange(n, dtype=np.float64), alpha)
 
 
 def renyi_efficiency(counts: np.ndarray, alpha: float, vocab_size: int | None = None) -> float | None:
@@ -369,8 +387,7 @@ class Alignment:
 
     aligned: np.ndarray  # bool per doc: token bytes concatenate to the doc's bytes
     mismatched_docs: np.ndarray  # int doc indices whose decoded bytes differ (aligned docs only)
-    word_continued: np.ndarray  # bool per word (valid where word_known)
-    word_known: np.ndarray  # bool per word
+    doc_continued: np.ndarray  # int64 per doc: its continued words (0 where not aligned)
 
 
 def per_doc_sum(values: np.ndarray, offsets: np.ndarray, dtype=np.int64) -> np.ndarray:
@@ -430,7 +447,6 @@ class PoolIndex:
     - ``doc_hash``: uint64 per doc, ``Σ_j R[text[j]] * Binv**j`` over the document's bytes;
     - ``doc_weight``: uint64 per doc, ``Binv**doc_start`` (the weight of its first byte);
     - ``word_start``, ``word_end``: int64 per word, its byte range (no separators);
-    - ``doc_word_start``: int64 per doc + 1, the first word of each document;
     - for the numpy path, on first use: ``weights`` (uint64 per position, ``Binv**j``) and
       ``word_inside`` (int32 per position + 1: the word that position lies strictly inside,
       ``word start < j < word end``, else -1);
@@ -457,8 +473,6 @@ class PoolIndex:
         self.word_start = pool.word_byte_start - pool.word_doc  # separators before the word's doc
         self.word_end = pool.word_byte_end - pool.word_doc
         self.n_words = len(self.word_start)
-        self.doc_word_start = np.zeros(n_docs + 1, dtype=np.int64)  # words of doc d: [d, d+1)
-        np.cumsum(pool.doc_words, out=self.doc_word_start[1:])
 
     @cached_property
     def weights(self) -> np.ndarray:
@@ -585,17 +599,15 @@ class ChunkAlignment:
     d0: int
     aligned: np.ndarray  # bool per doc of the chunk
     mismatched_docs: np.ndarray  # int, pool doc indices (aligned docs whose bytes differ)
-    continued_words: np.ndarray  # int, pool word indices with a token start strictly inside
+    doc_continued: np.ndarray  # int64 per doc of the chunk: continued words (0: not aligned)
 
 
 def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int,
                 docs_mask: np.ndarray, freq: np.ndarray | None = None,
-                continued: np.ndarray | None = None, parallel: bool = False) -> ChunkAlignment:
+                parallel: bool = False) -> ChunkAlignment:
     """Byte-level alignment of a byte-exact tokenizer's encoding ``enc`` of the pool documents
     ``d0 .. d0 + len(docs_mask) - 1``, for the documents in ``docs_mask``; with ``freq``, also
-    adds every token of the chunk to the frequency array ``freq`` (length = vocabulary); with
-    ``continued`` (bool, one per pool word + 1), marks continued words there (and returns none
-    in ``continued_words``).
+    adds every token of the chunk to the frequency array ``freq`` (length = vocabulary).
 
     Two compiled passes over the ids when numba is available (``_hash_kernel``: frequencies,
     alignment and round trip; ``_words_kernel``: continued words), on two threads with
@@ -609,7 +621,7 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
         d1 = d0 + len(docs_mask)
         aligned = np.zeros(len(docs_mask), dtype=bool)
         mism = np.zeros(len(docs_mask), dtype=bool)
-        out = continued if continued is not None else np.zeros(idx.n_words + 1, dtype=bool)
+        cont = np.zeros(len(docs_mask), dtype=np.int64)
         counts = freq if freq is not None else np.zeros(0, dtype=np.int64)
         wbase, wrel = idx.word_block
         hl, tl = token_pass_tables(adapter)
@@ -618,10 +630,10 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
 
         def words() -> int:
             return words_k(enc.ids, enc.offsets, doc_start, doc_bytes, docs_mask, tl, wbase,
-                           wrel, idx.doc_word_start[d0:d1 + 1], out)
+                           wrel, cont)
 
         def hashes() -> int:
-            return hash_k(enc.ids, enc.offsets, doc_start, doc_bytes, idx.doc_hash[d0:d1],
+            return hash_k(enc.ids, enc.offsets, doc_bytes, idx.doc_hash[d0:d1],
                           idx.doc_weight[d0:d1], docs_mask, hl, token_powers(adapter),
                           aligned, mism, counts, freq is not None)
 
@@ -634,21 +646,15 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
         else:
             bad = hashes()
             bad_w = words() if bad < 0 else bad
-        bad = max(bad, bad_w)
-        if bad < 0:
+        if max(bad, bad_w) < 0:
             idx.drop_position_arrays()
-            words = (np.flatnonzero(out[:-1]) if continued is None
-                     else np.zeros(0, dtype=np.int64))
             return ChunkAlignment(d0=d0, aligned=aligned,
-                                  mismatched_docs=np.flatnonzero(mism) + d0, continued_words=words)
+                                  mismatched_docs=np.flatnonzero(mism) + d0, doc_continued=cont)
         # an id outside the token table: the numpy path raises the IndexError it always did
+        # (the hash pass took its counts back out of ``freq``)
     if freq is not None and len(enc.ids):
         freq += np.bincount(enc.ids_intp, minlength=len(freq))[:len(freq)]
-    part = _align_chunk_numpy(pool, adapter, enc, d0, docs_mask)
-    if continued is not None:
-        continued[part.continued_words] = True
-        part.continued_words = np.zeros(0, dtype=np.int64)
-    return part
+    return _align_chunk_numpy(pool, adapter, enc, d0, docs_mask)
 
 
 def _kernel():
@@ -658,74 +664,89 @@ def _kernel():
     return None if hash_k is None or words_k is None else (hash_k, words_k)
 
 
-def _hash_kernel(ids, offsets, doc_start, doc_bytes, doc_hash, doc_weight, docs_mask, hl,
-                 powtab, aligned, mism, freq, count):  # pragma: no cover - compiled
+def _hash_kernel(ids, offsets, doc_bytes, doc_hash, doc_weight, docs_mask, hl, powtab, aligned,
+                 mism, freq, count):  # pragma: no cover - compiled
     """One pass over a chunk's ids, document by document: count each id into ``freq`` (if
-    ``count``); for a document in ``docs_mask``, a token starting at byte s (its document's
-    start + the lengths ``hl[id, 1]`` of the tokens before it) adds ``Binv**s * hl[id, 0]`` to the
-    document's hash (``Binv**s`` kept as a running product of ``powtab[length]``, from the
-    document's ``doc_weight``). The document is aligned when its token lengths sum to its byte
-    length, and round-trips when its hash equals ``doc_hash``. Returns -1, or the index of the
-    first id outside the tables (then ``freq`` is left as it was and nothing else is
-    meaningful). Same definitions as the numpy path; compiled with numba."""
+    ``count``); for a document in ``docs_mask``, a token starting at byte s of the text (its
+    document's start + the lengths ``hl[id, 1]`` of the tokens before it) adds
+    ``Binv**s * hl[id, 0]`` to the document's hash (``Binv**s`` kept as a running product of
+    ``powtab[length]``, from the document's ``doc_weight``). The document is aligned when its
+    token lengths sum to its byte length, and round-trips when its hash equals ``doc_hash``.
+    Returns -1, or the index of the first id outside the table (then the chunk's counts are
+    taken back out of ``freq`` and nothing else is meaningful). Same definitions as the numpy
+    path; compiled with numba."""
     n_table = hl.shape[0]
     n_freq = freq.shape[0]
+    bad = -1
     for d in range(docs_mask.shape[0]):
         lo = offsets[d]
         hi = offsets[d + 1]
-        check = docs_mask[d]
-        pos = doc_start[d]
-        end = doc_start[d + 1]
+        if not docs_mask[d]:
+            for k in range(lo, hi):
+                t = ids[k]
+                if t >= n_table:
+                    bad = k
+                    break
+                if count and t < n_freq:
+                    freq[t] += 1
+            if bad >= 0:
+                break
+            continue
         w = doc_weight[d]
         h = np.uint64(0)
+        length_sum = np.int64(0)
         for k in range(lo, hi):
             t = ids[k]
             if t >= n_table:
-                if count:  # undo this chunk's counts before reporting
-                    for i in range(offsets[0], k):
-                        if ids[i] < n_freq:
-                            freq[ids[i]] -= 1
-                return k
+                bad = k
+                break
             if count and t < n_freq:
                 freq[t] += 1
             length = np.int64(hl[t, 1])
-            if check and pos < end:
-                h += w * hl[t, 0]
-                w *= powtab[length]
-            pos += length
-        if check and pos - doc_start[d] == doc_bytes[d]:
+            h += w * hl[t, 0]
+            w *= powtab[length]
+            length_sum += length
+        if bad >= 0:
+            break
+        if length_sum == doc_bytes[d]:
             aligned[d] = True
             if h != doc_hash[d]:
                 mism[d] = True
-    return -1
+    if bad >= 0 and count:  # take this chunk's counts back out
+        for i in range(offsets[0], bad):
+            if ids[i] < n_freq:
+                freq[ids[i]] -= 1
+    return bad
 
 
 def _words_kernel(ids, offsets, doc_start, doc_bytes, docs_mask, tl, wbase, wrel,
-                  doc_word_start, continued):  # pragma: no cover - compiled
-    """The continued words of a chunk: for a document in ``docs_mask``, a token starting at
-    byte s marks the word it starts strictly inside (``word_start < s < word_end``:
-    ``wbase[s >> 8] + wrel[s]``, see ``PoolIndex.word_block``; positions in no word mark the
-    spare last slot of ``continued``); the marks of a document whose token lengths do not sum
-    to its byte length (not aligned) are cleared. Returns -1, or the index of the first id
-    outside the table (then nothing is meaningful). Compiled with numba."""
+                  doc_continued):  # pragma: no cover - compiled
+    """The continued words of a chunk, counted per document in ``docs_mask`` into
+    ``doc_continued``: a token starting at byte s lies strictly inside the word
+    ``wbase[s >> 8] + wrel[s]`` (``PoolIndex.word_block``; ``wrel[s] == 255``: in no word), and
+    starts ascend, so a word is new when it differs from the previous inside-start's word (no
+    store per token). A document whose token lengths do not sum to its byte length (not
+    aligned) counts 0. Returns -1, or the index of the first id outside the table (then
+    nothing is meaningful). Compiled with numba."""
     n_table = tl.shape[0]
-    spare = continued.shape[0] - 1
     for d in range(docs_mask.shape[0]):
         if not docs_mask[d]:
             continue
         pos = doc_start[d]
         end = doc_start[d + 1]
+        last = np.int64(-1)
+        c = np.int64(0)
         for k in range(offsets[d], offsets[d + 1]):
             t = ids[k]
             if t >= n_table:
                 return k
-            if pos < end:  # (a store per token instead of an unpredictable branch)
-                r = wrel[pos]
-                continued[wbase[pos >> 8] + r if r != 255 else spare] = True
+            if pos < end:  # (selects, not branches: whether a start is inside is unpredictable)
+                r = np.int64(wrel[pos])
+                word = wbase[pos >> 8] + r
+                c += (r != 255) & (word != last)
+                last = word if r != 255 else last
             pos += np.int64(tl[t])
-        if pos - doc_start[d] != doc_bytes[d]:
-            for i in range(doc_word_start[d], doc_word_start[d + 1]):
-                continued[i] = False
+        doc_continued[d] = c if pos - doc_start[d] == doc_bytes[d] else 0
     return -1
 
 
@@ -774,26 +795,25 @@ def _align_chunk_numpy(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, 
         np.not_equal(inside[1:], inside[:-1], out=first[1:])
         first &= inside >= 0
         inside = inside[first]
-    return ChunkAlignment(d0=d0, aligned=aligned, mismatched_docs=mism, continued_words=inside)
+    cont = np.bincount(pool.word_doc[inside] - d0, minlength=len(docs_mask)).astype(np.int64)
+    return ChunkAlignment(d0=d0, aligned=aligned, mismatched_docs=mism, doc_continued=cont)
 
 
-def merge_alignments(pool: TextPool, parts: list[ChunkAlignment],
-                     continued: np.ndarray | None = None) -> Alignment:
+def merge_alignments(pool: TextPool, parts: list[ChunkAlignment]) -> Alignment:
     """One :class:`Alignment` for the pool from its chunks (documents not in any chunk are not
-    aligned); ``continued``: the per-word flags the chunks wrote directly (+1 slot); the
-    result's ``word_continued`` is a view of it (no copy)."""
+    aligned)."""
+    if len(parts) == 1 and parts[0].d0 == 0 and len(parts[0].aligned) == pool.n_docs:
+        p = parts[0]
+        return Alignment(aligned=p.aligned, mismatched_docs=p.mismatched_docs,
+                         doc_continued=p.doc_continued)
     aligned = np.zeros(pool.n_docs, dtype=bool)
-    continued = (continued[:-1] if continued is not None
-                 else np.zeros(len(pool.word_doc), dtype=bool))
+    cont = np.zeros(pool.n_docs, dtype=np.int64)
     for p in parts:
         aligned[p.d0:p.d0 + len(p.aligned)] = p.aligned
-        continued[p.continued_words] = True
+        cont[p.d0:p.d0 + len(p.aligned)] = p.doc_continued
     mism = (np.concatenate([p.mismatched_docs for p in parts]) if parts
             else np.zeros(0, dtype=np.int64))
-    known = (np.ones(len(pool.word_doc), dtype=bool) if aligned.all()
-             else aligned[pool.word_doc])
-    return Alignment(aligned=aligned, mismatched_docs=mism, word_continued=continued,
-                     word_known=known)
+    return Alignment(aligned=aligned, mismatched_docs=mism, doc_continued=cont)
 
 
 def align_bytes(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded,

@@ -3,7 +3,6 @@ alignment index agrees with a direct computation on real text."""
 
 from __future__ import annotations
 
-import bisect
 import unicodedata
 
 import numpy as np
@@ -100,25 +99,20 @@ def test_pool_index_matches_direct_definitions(docs):
 
 
 def test_continued_words_on_a_trained_byte_level_bpe(tmp_path, docs):
-    """Continued-word flags from the per-token lookup equal a direct check of every word
-    against the token start offsets (tokens decoded one by one)."""
+    """Continued words counted per document by the compiled pass and by the numpy path equal
+    a direct check of every word against the token start offsets (tokens decoded one by
+    one)."""
     ad = load_tokenizer(str(FX.train_bytelevel_bpe(tmp_path / "bpe" / "tokenizer.json")))
     pool = M.build_pool(docs[:4])
     enc = ad.encode_batch(pool.docs)
-    al = M.align_bytes(pool, ad, enc, np.ones(pool.n_docs, dtype=bool))
+    mask = np.ones(pool.n_docs, dtype=bool)
+    al = M.align_bytes(pool, ad, enc, mask)
     assert al.aligned.all() and al.mismatched_docs.size == 0
-    expected = []
-    for d in range(pool.n_docs):
-        starts, pos = [], int(pool.doc_byte_start[d])
-        for t in enc.doc(d).tolist():
-            starts.append(pos)
-            pos += len(ad.table[0][t])
-        ws = pool.word_byte_start[pool.word_doc == d]
-        we = pool.word_byte_end[pool.word_doc == d]
-        # a token start p with s < p < e: the first start after s is before e
-        expected += [bisect.bisect_right(starts, s) < len(starts)
-                     and starts[bisect.bisect_right(starts, s)] < e for s, e in zip(ws, we)]
-    assert al.word_continued.tolist() == expected
+    expected = FX.continued_word_flags(pool, ad, enc)
+    per_doc = np.bincount(pool.word_doc, weights=expected, minlength=pool.n_docs).astype(int)
+    assert al.doc_continued.tolist() == per_doc.tolist()
+    assert M._align_chunk_numpy(pool, ad, enc, 0, mask).doc_continued.tolist() == \
+        per_doc.tolist()
     assert 0 < sum(expected) < len(expected)
 
 
@@ -210,12 +204,12 @@ def _chunk_eq(a: M.ChunkAlignment, b: M.ChunkAlignment) -> None:
     assert a.d0 == b.d0
     assert a.aligned.tolist() == b.aligned.tolist()
     assert sorted(a.mismatched_docs.tolist()) == sorted(b.mismatched_docs.tolist())
-    assert sorted(set(a.continued_words.tolist())) == sorted(set(b.continued_words.tolist()))
+    assert a.doc_continued.tolist() == b.doc_continued.tolist()
 
 
 @pytest.mark.parametrize("ref", ["o200k", "llama3", "gpt2"])
 def test_compiled_pass_equals_numpy_path(docs, ref):
-    """The numba pass and the numpy path agree document by document and word by word, with
+    """The numba passes and the numpy path agree document by document, with
     misaligned documents (masked, and a wrong token length) and a wrong token byte."""
     assert M._kernel() is not None  # numba is a dependency: the compiled pass is in use
     ad = load_reference(ref)
@@ -244,7 +238,27 @@ def test_compiled_pass_equals_numpy_path(docs, ref):
     full = M.align_chunk(pool, ad, enc, 0, mask)
     assert not full.aligned[1] and 0 < full.aligned.sum() < pool.n_docs - 1
     assert len(full.mismatched_docs) > 0
-    assert len(full.continued_words) > 0
+    assert full.doc_continued.sum() > 0 and full.doc_continued[1] == 0
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_an_id_outside_the_token_table_raises(docs, parallel):
+    """An id the tokenizer's table does not have (a broken encoder) is an IndexError from
+    either pass, wherever it sits, not a silent wrong count."""
+    ad = load_reference("gpt2")
+    pool = M.build_pool(docs[:3])
+    enc = ad.encode_batch(pool.docs)
+    mask = np.ones(pool.n_docs, dtype=bool)
+    mask[0] = False  # the bad id in a masked document: only the frequency pass sees it
+    for at in (0, int(enc.offsets[1]) + 5, len(enc.ids) - 1):
+        ids = enc.ids.copy()
+        ids[at] = len(ad.token_bytes_len) + 7
+        bad = Encoded(ids=ids, offsets=enc.offsets, seconds=0.0)
+        freq = np.zeros(ad.vocab_size, dtype=np.int64)
+        with pytest.raises(IndexError):
+            M.align_chunk(pool, ad, bad, 0, mask, freq, parallel=parallel)
+    good = M.align_chunk(pool, ad, enc, 0, mask, parallel=parallel)
+    assert good.aligned[1:].all() and not good.aligned[0]
 
 
 def test_renyi_efficiencies_equal_the_two_separate_calls():

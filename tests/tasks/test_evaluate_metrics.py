@@ -91,8 +91,9 @@ def test_known_string_bytes_per_token():
 
 
 def test_continued_words_byte_path_equals_offsets_path(licences, trained):
-    """The vectorised byte alignment agrees with HF's own character offsets, and also sees
-    boundaries inside a character (a CJK character split into byte tokens is a split word)."""
+    """Continued words from token bytes (checked word by word, and the evaluator's per-document
+    counts) agree with HF's own character offsets, and also see boundaries inside a character
+    (a CJK character split into byte tokens is a split word)."""
     docs = licences[:2] + ["Ünïcödé façade naïve 日本語 text"]
     pool = M.build_pool(docs)
     ad = load_tokenizer(str(trained["bpe"]))
@@ -104,14 +105,18 @@ def test_continued_words_byte_path_equals_offsets_path(licences, trained):
     assert wk.all()
     joined = "\n".join(docs)
     words = [joined[s:e] for s, e in zip(pool.word_char_start, pool.word_char_end)]
-    differ = [w for w, a, b in zip(words, al.word_continued, wc) if a != b]
+    by_bytes = np.array(FX.continued_word_flags(pool, ad, enc))
+    differ = [w for w, a, b in zip(words, by_bytes, wc) if a != b]
     # the 600-token vocabulary has no CJK: each of 日 本 語 is 3 byte tokens; offsets cannot
     # show a boundary inside one character, the byte path does
     assert differ == ["日", "本", "語"]
-    assert al.word_continued[words.index("日")]
+    assert by_bytes[words.index("日")]
+    per_doc = np.bincount(pool.word_doc, weights=by_bytes, minlength=pool.n_docs)
+    assert al.doc_continued.tolist() == per_doc.astype(int).tolist()
+    assert al.doc_continued[:2].tolist() == M.count_per_doc(wc, pool.doc_word_start)[:2].tolist()
     r = measure(ad, pool, SPEC)
     assert 0.0 < r["continued_word_rate"] < 1.0
-    assert r["continued_word_rate"] == pytest.approx(al.word_continued.mean())
+    assert r["continued_word_rate"] == pytest.approx(by_bytes.mean())
 
 
 def test_roundtrip_zero_for_byte_level_and_errors_for_wordpiece_unk(trained):

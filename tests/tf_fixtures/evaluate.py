@@ -58,3 +58,23 @@ def train_spm(out: Path, vocab_size: int = 400) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(buf.getvalue())
     return out
+
+
+def continued_word_flags(pool, adapter, enc) -> list[bool]:
+    """Per word of ``pool``: a token of ``enc`` starts strictly inside it - checked directly,
+    word by word, against token start offsets summed from each token's own bytes (the slow,
+    obvious reference for the evaluator's passes)."""
+    import bisect
+
+    surfaces = adapter.table[0]
+    flags: list[bool] = []
+    for d in range(pool.n_docs):
+        starts, pos = [], int(pool.doc_byte_start[d])
+        for t in enc.doc(d).tolist():
+            starts.append(pos)
+            pos += len(surfaces[t])
+        in_doc = pool.word_doc == d
+        for s, e in zip(pool.word_byte_start[in_doc], pool.word_byte_end[in_doc]):
+            i = bisect.bisect_right(starts, s)  # the first start after s is before e
+            flags.append(i < len(starts) and starts[i] < e)
+    return flags

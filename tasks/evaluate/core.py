@@ -189,6 +189,9 @@ def chunk_bounds(doc_bytes: np.ndarray, chunk_bytes: int = CHUNK_BYTES,
     return sorted({0, n, *(int(c) for c in cuts if 0 < c < n)})
 
 
+#: Token counts are kept as int32 below this many tokens (then int64).
+FREQ_INT32_LIMIT = 2**31 - 1
+
 #: Encodings with at least this many tokens are aligned by two threads (one pass each).
 SPLIT_TOKENS = 1 << 18
 
@@ -214,7 +217,10 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
     """
     alignable = adapter.alignable_docs(pool.docs, pool.is_normalized)
     V = adapter.vocab_size
-    freq = np.zeros(V, dtype=np.int64)
+    # token counts as int32 (half the cache footprint of the per-token pass's random writes)
+    # while no count can reach 2**31
+    freq = np.zeros(V, dtype=np.int32)
+    n_seen = 0
     parts: list[M.ChunkAlignment] = []
     encs = []
     work = 0.0  # seconds spent deriving metrics (not waiting for the encoder)
@@ -222,6 +228,9 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
     for d0, d1, e in adapter.encode_chunks(pool.docs, bounds, spec.threads,
                                            offsets=not alignable.all()):
         t = time.perf_counter()
+        n_seen += len(e.ids)
+        if freq.dtype != np.int64 and n_seen >= FREQ_INT32_LIMIT:
+            freq = freq.astype(np.int64)
         if alignable[d0:d1].any():  # also counts the chunk's ids into freq
             parts += _align_split(pool, adapter, e, d0, alignable[d0:d1], freq, spec.threads)
         elif len(e.ids):

@@ -317,22 +317,28 @@ def _vocab_kernel(freq, regular, lengths, byte_fallback, cap, observed, hist,
     total = 0
     bf = 0
     n_first = never_first.shape[0]
+    # four interleaved histograms: neighbouring tokens of one length do not wait on each
+    # other's read-modify-write of the same bin
+    h4 = np.zeros((4, cap + 1), dtype=np.int64)
     for i in range(freq.shape[0]):
-        c = freq[i]
-        length = lengths[i]
-        total += c
-        len_sum += length * c
-        hist[min(length, cap)] += c
-        if byte_fallback[i]:
-            bf += c
-        if regular[i]:
-            if c > 0:
-                observed[n_obs] = c
-                n_obs += 1
-            else:
+        c = np.int64(freq[i])
+        if c == 0:  # (about half the vocabulary on a few MB of text)
+            if regular[i]:
                 if n_never < n_first:
                     never_first[n_never] = i
                 n_never += 1
+            continue
+        length = np.int64(lengths[i])
+        total += c
+        len_sum += length * c
+        h4[i & 3, min(length, cap)] += c
+        if byte_fallback[i]:
+            bf += c
+        if regular[i]:
+            observed[n_obs] = c
+            n_obs += 1
+    for j in range(cap + 1):
+        hist[j] = h4[0, j] + h4[1, j] + h4[2, j] + h4[3, j]
     return n_obs, n_never, len_sum, total, bf
 
 
@@ -425,7 +431,8 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
 # document hashes to the sum over its bytes, and a token's bytes placed at s hash to
 # Binv**s * h(token). A document round-trips when its tokens' hashes sum to its own hash: equal
 # bytes give equal sums; different bytes give equal sums only by a collision of the random
-# 64-bit values R (negligible; the same test per token was used before, summed per document now).
+# 64-bit values R (negligible; the compiled pass compares the low 56 bits - 48 when a token is
+# 256 bytes or longer - see ``token_pass_tables``).
 _HASH_B_INV = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible mod 2**64
 _HASH_R = np.random.default_rng(20231).integers(1, 2**63, size=256, dtype=np.uint64) * 2 + 1
 
@@ -562,20 +569,23 @@ def token_lengths64(adapter: TokenizerAdapter) -> np.ndarray:
     return cached
 
 
-def token_pass_tables(adapter: TokenizerAdapter) -> tuple[np.ndarray, np.ndarray]:
-    """The compiled passes' per-token tables, cached per adapter: ``(hash_len, lengths)`` with
-    ``hash_len[id] = (token hash, byte length)`` (uint64 pairs: one cache line read per token
-    instead of two) and the byte lengths as the smallest unsigned type that holds them."""
+def token_pass_tables(adapter: TokenizerAdapter) -> tuple[np.ndarray, int, np.ndarray]:
+    """The compiled passes' per-token tables, cached per adapter: ``(packed, shift, lengths)``.
+    ``packed[id]`` holds the token's byte length in its top bits and the low ``shift`` bits of
+    its hash below them (one 8-byte load per token: the table is half the size of separate
+    hash and length words, and the pass is bound by its cache misses). Products and sums mod
+    2**64 reduce to the same values mod 2**shift, so the length bits never reach the hash bits
+    a document is compared on. ``lengths``: the byte lengths as the smallest unsigned type."""
     cached = getattr(adapter, "_pass_tables", None)
     if cached is None:
         tl = adapter.token_bytes_len
-        hl = np.empty((len(tl), 2), dtype=np.uint64)
-        hl[:, 0] = token_hashes(adapter)
-        hl[:, 1] = tl
         longest = int(tl.max()) if len(tl) else 0
-        small = tl.astype(np.uint8 if longest < 256 else np.uint16 if longest < 65536
-                          else np.uint32)
-        cached = adapter._pass_tables = (hl, small)  # noqa: SLF001
+        bits = 8 if longest < 1 << 8 else 16 if longest < 1 << 16 else 32
+        shift = 64 - bits
+        packed = token_hashes(adapter) & np.uint64((1 << shift) - 1)
+        packed |= tl.astype(np.uint64) << np.uint64(shift)
+        small = tl.astype(np.uint8 if bits == 8 else np.uint16 if bits == 16 else np.uint32)
+        cached = adapter._pass_tables = (packed, shift, small)  # noqa: SLF001
     return cached
 
 
@@ -624,7 +634,7 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
         cont = np.zeros(len(docs_mask), dtype=np.int64)
         counts = freq if freq is not None else np.zeros(0, dtype=np.int64)
         wbase, wrel = idx.word_block
-        hl, tl = token_pass_tables(adapter)
+        packed, shift, tl = token_pass_tables(adapter)
         doc_start = idx.doc_start[d0:d1 + 1]
         doc_bytes = pool.doc_bytes[d0:d1]
 
@@ -634,8 +644,8 @@ def align_chunk(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int
 
         def hashes() -> int:
             return hash_k(enc.ids, enc.offsets, doc_bytes, idx.doc_hash[d0:d1],
-                          idx.doc_weight[d0:d1], docs_mask, hl, token_powers(adapter),
-                          aligned, mism, counts, freq is not None)
+                          idx.doc_weight[d0:d1], docs_mask, packed, shift,
+                          token_powers(adapter), aligned, mism, counts, freq is not None)
 
         if parallel:
             second = _second_thread().submit(words)
@@ -664,19 +674,21 @@ def _kernel():
     return None if hash_k is None or words_k is None else (hash_k, words_k)
 
 
-def _hash_kernel(ids, offsets, doc_bytes, doc_hash, doc_weight, docs_mask, hl, powtab, aligned,
-                 mism, freq, count):  # pragma: no cover - compiled
+def _hash_kernel(ids, offsets, doc_bytes, doc_hash, doc_weight, docs_mask, packed, shift,
+                 powtab, aligned, mism, freq, count):  # pragma: no cover - compiled
     """One pass over a chunk's ids, document by document: count each id into ``freq`` (if
     ``count``); for a document in ``docs_mask``, a token starting at byte s of the text (its
-    document's start + the lengths ``hl[id, 1]`` of the tokens before it) adds
-    ``Binv**s * hl[id, 0]`` to the document's hash (``Binv**s`` kept as a running product of
-    ``powtab[length]``, from the document's ``doc_weight``). The document is aligned when its
-    token lengths sum to its byte length, and round-trips when its hash equals ``doc_hash``.
-    Returns -1, or the index of the first id outside the table (then the chunk's counts are
-    taken back out of ``freq`` and nothing else is meaningful). Same definitions as the numpy
-    path; compiled with numba."""
-    n_table = hl.shape[0]
+    document's start + the lengths of the tokens before it) adds ``Binv**s * h(token)`` to the
+    document's hash (``Binv**s`` kept as a running product of ``powtab[length]``, from the
+    document's ``doc_weight``; length and hash from ``packed``, see ``token_pass_tables``). The
+    document is aligned when its token lengths sum to its byte length, and round-trips when
+    its hash equals ``doc_hash`` in the low ``shift`` bits. Returns -1, or the index of the
+    first id outside the table (then the chunk's counts are taken back out of ``freq`` and
+    nothing else is meaningful). Same definitions as the numpy path; compiled with numba."""
+    n_table = packed.shape[0]
     n_freq = freq.shape[0]
+    sh = np.uint64(shift)
+    low = (np.uint64(1) << sh) - np.uint64(1)
     bad = -1
     for d in range(docs_mask.shape[0]):
         lo = offsets[d]
@@ -702,15 +714,16 @@ def _hash_kernel(ids, offsets, doc_bytes, doc_hash, doc_weight, docs_mask, hl, p
                 break
             if count and t < n_freq:
                 freq[t] += 1
-            length = np.int64(hl[t, 1])
-            h += w * hl[t, 0]
+            e = packed[t]
+            length = np.int64(e >> sh)
+            h += w * e  # (the length bits only reach bits >= shift)
             w *= powtab[length]
             length_sum += length
         if bad >= 0:
             break
         if length_sum == doc_bytes[d]:
             aligned[d] = True
-            if h != doc_hash[d]:
+            if (h - doc_hash[d]) & low:
                 mism[d] = True
     if bad >= 0 and count:  # take this chunk's counts back out
         for i in range(offsets[0], bad):

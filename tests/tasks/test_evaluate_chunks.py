@@ -207,10 +207,13 @@ def _chunk_eq(a: M.ChunkAlignment, b: M.ChunkAlignment) -> None:
     assert a.doc_continued.tolist() == b.doc_continued.tolist()
 
 
-@pytest.mark.parametrize("ref", ["o200k", "llama3", "gpt2"])
-def test_compiled_pass_equals_numpy_path(docs, ref):
+@pytest.mark.parametrize("ref,long_token", [("o200k", False), ("llama3", False), ("gpt2", False),
+                                            ("gpt2", True)])
+def test_compiled_pass_equals_numpy_path(docs, ref, long_token):
     """The numba passes and the numpy path agree document by document, with
-    misaligned documents (masked, and a wrong token length) and a wrong token byte."""
+    misaligned documents (masked, and a wrong token length) and a wrong token byte; with a
+    token of 300 bytes in the vocabulary the packed table keeps 16 length bits (48 hash
+    bits) and still agrees."""
     assert M._kernel() is not None  # numba is a dependency: the compiled pass is in use
     ad = load_reference(ref)
     ad.vocab_identity = lambda: None  # its table is altered below: not from/to the disk cache
@@ -222,7 +225,10 @@ def test_compiled_pass_equals_numpy_path(docs, ref):
     moz = ad.encode_batch([" Mozilla"]).ids.tolist()
     assert len(moz) == 1
     wrong[moz[0]] = b" Mozilla!"  # longer: documents that use it no longer align
+    if long_token:
+        wrong[50000] = b"=" * 300  # (a token the text never produces)
     ad.__dict__["table"] = (wrong, special)
+    assert M.token_pass_tables(ad)[1] == (48 if long_token else 56)
     pool = M.build_pool(docs)
     enc = ad.encode_batch(pool.docs)
     mask = np.ones(pool.n_docs, dtype=bool)
@@ -295,6 +301,23 @@ def test_alignment_split_over_two_threads_equals_one_pass(docs, monkeypatch):
     spec2 = SPEC.model_copy(update={"threads": 2})
     _same(measure(ad, pool, spec2), one)
     _same(measure(ad, pool, spec2, chunk_bytes=2000), one)
+
+
+def test_token_counts_widen_to_int64_before_they_could_overflow(docs, monkeypatch):
+    """Counts are int32 while fewer than 2**31 tokens were seen, then int64: forced here after
+    the first chunk, the metrics are the same."""
+    from tokenfoundry.tasks.evaluate import core
+
+    pool = M.build_pool(docs)
+    ad = load_reference("o200k")
+    one = measure(ad, pool, SPEC)
+    monkeypatch.setattr(core, "FREQ_INT32_LIMIT", 10)
+    seen = []
+    real = M.vocab_summary
+    monkeypatch.setattr(M, "vocab_summary", lambda freq, *a: seen.append(freq.dtype) or
+                        real(freq, *a))
+    _same(measure(ad, pool, SPEC, chunk_bytes=2000), one)
+    assert seen == [np.dtype(np.int64)]
 
 
 @pytest.mark.parametrize("ref", ["o200k", "gpt2"])

@@ -280,9 +280,9 @@ def bench_multilingual(work: Path, vocab: int, fraction: float = 0.1, alpha: flo
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_throughput(work: Path, tokenizer: Path | None, repeats: int = 3, scale: int = 1
+def bench_throughput(work: Path, tokenizer: Path | None, repeats: int = 9, scale: int = 1
                      ) -> dict:
-    """Every metric vs bare encode_batch of the same text, per tokenizer (median of >= 3), on
+    """Every metric vs bare encode_batch of the same text, per tokenizer (median of 9), on
     the legal corpus and the held-out parallel segments: benchmarks/evaluate_throughput.py."""
     from evaluate_throughput import default_candidates, run
 

@@ -1,5 +1,6 @@
-"""Intrinsic tokenizer metrics, derived from one encode pass: per-token work in one compiled
-pass over the ids (numba; ``_align_chunk_numpy`` is the same in numpy), the rest with numpy.
+"""Intrinsic tokenizer metrics, derived from one encode pass: per-token work in two compiled
+passes over the ids, side by side (numba; ``_align_chunk_numpy`` is the same in numpy), the
+rest with numpy.
 
 Text side (computed once per evaluation text, shared by every tokenizer): UTF-8 bytes,
 characters and *words* per document. A word is a maximal run of word characters (Unicode
@@ -773,7 +774,7 @@ def _align_chunk_numpy(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, 
     bytes its tokens stand for are the document's bytes: compared by position-weighted hashes
     (token t placed at s hashes to ``Binv**s * h(t)``; the document's tokens must sum to the
     document's hash), without decoding. A word is continued when a token starts strictly inside
-    it (a lookup of each token start in ``PoolIndex.word_inside``).
+    it (a lookup of each token start in ``PoolIndex.word_inside``); counted per document.
     """
     idx = pool_index(pool)
     d1 = d0 + len(docs_mask)

@@ -678,7 +678,7 @@ def _kernel():
 def _hash_kernel(ids, offsets, doc_bytes, doc_hash, doc_weight, docs_mask, packed, shift,
                  powtab, aligned, mism, freq, count):  # pragma: no cover - compiled
     """One pass over a chunk's ids, document by document: count each id into ``freq`` (if
-    ``count``); for a document in ``docs_mask``, a token starting at byte s of the text (its
+    ``count``); for a document in ``docs_mask``: a token starting at byte s of the text (its
     document's start + the lengths of the tokens before it) adds ``Binv**s * h(token)`` to the
     document's hash (``Binv**s`` kept as a running product of ``powtab[length]``, from the
     document's ``doc_weight``; length and hash from ``packed``, see ``token_pass_tables``). The
@@ -692,23 +692,10 @@ def _hash_kernel(ids, offsets, doc_bytes, doc_hash, doc_weight, docs_mask, packe
     low = (np.uint64(1) << sh) - np.uint64(1)
     bad = -1
     for d in range(docs_mask.shape[0]):
-        lo = offsets[d]
-        hi = offsets[d + 1]
-        if not docs_mask[d]:
-            for k in range(lo, hi):
-                t = ids[k]
-                if t >= n_table:
-                    bad = k
-                    break
-                if count and t < n_freq:
-                    freq[t] += 1
-            if bad >= 0:
-                break
-            continue
         w = doc_weight[d]
         h = np.uint64(0)
         length_sum = np.int64(0)
-        for k in range(lo, hi):
+        for k in range(offsets[d], offsets[d + 1]):  # (hashed also outside docs_mask: unused)
             t = ids[k]
             if t >= n_table:
                 bad = k
@@ -722,7 +709,7 @@ def _hash_kernel(ids, offsets, doc_bytes, doc_hash, doc_weight, docs_mask, packe
             length_sum += length
         if bad >= 0:
             break
-        if length_sum == doc_bytes[d]:
+        if docs_mask[d] and length_sum == doc_bytes[d]:
             aligned[d] = True
             if (h - doc_hash[d]) & low:
                 mism[d] = True

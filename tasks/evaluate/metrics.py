@@ -201,8 +201,8 @@ def renyi_entropy(counts: np.ndarray, alpha: float) -> float:
     # Σ p^α = Σ c^α / N^α, c^α from a table made once per α (counts are mostly small; the
     # few beyond the table are computed)
     n = float(c.sum(dtype=np.float64))
-    table = _count_powers(float(alpha))
-    if c.dtype.kind not in "iu":
+    table = _count_powers(float(alpha)) if c.dtype.kind in "iu" else None
+    if table is None:
         s = float(np.power(c.astype(np.float64), alpha).sum())
     elif c.max() < len(table):
         s = float(np.take(table, c, mode="clip").sum())
@@ -803,10 +803,6 @@ def _align_chunk_numpy(pool: TextPool, adapter: TokenizerAdapter, enc: Encoded, 
 def merge_alignments(pool: TextPool, parts: list[ChunkAlignment]) -> Alignment:
     """One :class:`Alignment` for the pool from its chunks (documents not in any chunk are not
     aligned)."""
-    if len(parts) == 1 and parts[0].d0 == 0 and len(parts[0].aligned) == pool.n_docs:
-        p = parts[0]
-        return Alignment(aligned=p.aligned, mismatched_docs=p.mismatched_docs,
-                         doc_continued=p.doc_continued)
     aligned = np.zeros(pool.n_docs, dtype=bool)
     cont = np.zeros(pool.n_docs, dtype=np.int64)
     for p in parts:

@@ -19,10 +19,8 @@ the same inputs and spec were ingested before (``reused: true``).
 
 from __future__ import annotations
 
-import glob
 import os
 import posixpath
-import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -35,13 +33,11 @@ import xxhash
 from tokenfoundry.schemas.config import stable_hash
 from tokenfoundry.schemas.errors import BadInputError, InvariantError
 from tokenfoundry.schemas.ingest import (
-    COMPRESSIBLE,
-    COMPRESSIONS,
-    EXTENSIONS,
     IngestPlan,
     IngestResult,
     IngestSpec,
     IngestUnit,
+    SkippedFile,
     SourceCounts,
 )
 from tokenfoundry.schemas.tables import CORPUS_SCHEMA, REJECTS_SCHEMA
@@ -56,6 +52,7 @@ from tokenfoundry.tasks.ingest.langid import UNDETERMINED, identify
 from tokenfoundry.tasks.ingest.normalise import normalise_text
 from tokenfoundry.tasks.ingest.quality import alpha_fraction, repeated_line_fraction
 from tokenfoundry.tasks.ingest.readers import Records, excerpt_of, open_raw, read_unit
+from tokenfoundry.tasks.ingest.sources import detect_format, expand_sources  # noqa: F401
 from tokenfoundry.tasks.progress import Progress, no_progress
 
 #: Bump when the output of the same inputs and spec changes (it is part of the snapshot id).
@@ -67,109 +64,6 @@ _C0 = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])  # Cc below 0x80 exc
 
 
 # ---- planning (no writes) ---------------------------------------------------------------------
-
-def _supported() -> str:
-    exts = ", ".join(sorted(EXTENSIONS))
-    return (f"{exts} (txt, md, jsonl, csv and po may end in .gz or .zst; files without an "
-            "ending are read as plain text), or pass --format")
-
-
-def detect_format(path: str, forced: str = "auto") -> tuple[str, str | None] | None:
-    """(format, compression) of a file by its name, or None if the ending is unknown."""
-    name = posixpath.basename(path.rstrip("/")).lower()
-    compression = None
-    for suffix, comp in COMPRESSIONS.items():
-        if name.endswith(suffix):
-            compression, name = comp, name[: -len(suffix)]
-            break
-    if forced != "auto":
-        fmt = forced
-    else:
-        stem, dot, ext = name.rpartition(".")
-        if not dot or not stem:  # no ending at all: LICENSE, COPYING, copyright
-            fmt = "txt"
-        elif f".{ext}" in EXTENSIONS:
-            fmt = EXTENSIONS[f".{ext}"]
-        else:
-            return None
-    if compression and fmt not in COMPRESSIBLE:
-        return None
-    return fmt, compression
-
-
-def _fs_for(path: str):
-    import fsspec
-
-    fs, p = fsspec.core.url_to_fs(path)
-    return fs, p
-
-
-def expand_sources(spec: IngestSpec) -> tuple[list[tuple[str, str, str | None]], list[str]]:
-    """Every input file as (path or URI, format, compression), sorted; and skipped files."""
-    files: dict[str, tuple[str, str | None]] = {}
-    skipped: list[str] = []
-    for src in spec.sources:
-        remote = "://" in src
-        if _GLOB.search(src):
-            found = _glob(src, remote)
-            is_dir = True  # like a directory: unreadable matches are skipped, not fatal
-        elif remote:
-            fs, p = _fs_for(src)
-            proto = src.split("://", 1)[0]
-            if not fs.exists(p):
-                raise BadInputError(f"{src}: no such file or directory; check the --source path")
-            if fs.isdir(p):
-                found = [f"{proto}://{f}" for f in sorted(fs.find(p))]
-                is_dir = True
-            else:
-                found, is_dir = [src], False
-        else:
-            p = os.path.abspath(os.path.expanduser(src))
-            if not os.path.exists(p):
-                raise BadInputError(f"{src}: no such file or directory; check the --source path "
-                                    "(a file or a directory of text files)")
-            if os.path.isdir(p):
-                found = []
-                for root, dirs, names in os.walk(p):
-                    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                    found += [os.path.join(root, n) for n in sorted(names) if not n.startswith(".")]
-                is_dir = True
-            else:
-                found, is_dir = [p], False
-        n_before = len(files)
-        for f in found:
-            kind = detect_format(f, spec.format)
-            if kind is None:
-                if not is_dir:
-                    name = posixpath.basename(f)
-                    ext = "." + name.rsplit(".", 1)[-1] if "." in name else name
-                    raise BadInputError(f"{src}: unknown format {ext!r}; supported: {_supported()}")
-                skipped.append(f)
-                continue
-            files[f] = kind
-        if is_dir and len(files) == n_before:
-            what = "the pattern matches" if _GLOB.search(src) else "the directory holds"
-            raise BadInputError(f"{src}: {what} no file ingest can read; supported: "
-                                f"{_supported()}")
-    return [(p, *files[p]) for p in sorted(files)], skipped
-
-
-_GLOB = re.compile(r"[*?\[]")
-
-
-def _glob(src: str, remote: bool) -> list[str]:
-    """Files matched by a glob pattern (``**`` = any depth), sorted; hidden names excluded."""
-    if remote:
-        fs, p = _fs_for(src)
-        proto = src.split("://", 1)[0]
-        hits = [f"{proto}://{f}" for f in sorted(fs.glob(p)) if fs.isfile(f)]
-    else:
-        pattern = os.path.abspath(os.path.expanduser(src))
-        hits = sorted(f for f in glob.glob(pattern, recursive=True) if os.path.isfile(f))
-    if not hits:
-        raise BadInputError(f"{src}: the pattern matches no file; check the --source pattern")
-    return hits
-
 
 def _fingerprint(path: str, fmt: str, compression: str | None, unit_bytes: int
                  ) -> tuple[int, str, list[tuple[int, int]]]:
@@ -203,18 +97,21 @@ def _fingerprint(path: str, fmt: str, compression: str | None, unit_bytes: int
 
 def plan_ingest(spec: IngestSpec, progress: Progress = no_progress) -> IngestPlan:
     """Validate and fingerprint everything; derive the snapshot id. Writes nothing."""
+    progress(0, None, "listing sources")
     files, skipped = expand_sources(spec)
     resolved = spec.model_copy(update={"sources": [
         s if "://" in s else os.path.abspath(os.path.expanduser(s)) for s in spec.sources]})
     inputs: list[dict[str, Any]] = []
     units: list[IngestUnit] = []
     width = max(5, len(str(len(files))))
+    seen = 0
     for i, (path, fmt, comp) in enumerate(files):
-        progress(i, len(files), f"fingerprinting {posixpath.basename(path)}")
+        progress(seen, None, f"fingerprinting file {i + 1} of {len(files)}")
         try:
             size, digest, cuts = _fingerprint(path, fmt, comp, spec.unit_bytes)
         except OSError as e:
             raise BadInputError(f"{path}: cannot read it ({e}); check its permissions") from None
+        seen += size
         inputs.append({"path": path, "size": size, "xxh3_128": digest})
         bounds = [(0, 1), *cuts]
         for k, (start, first_line) in enumerate(bounds):
@@ -222,7 +119,7 @@ def plan_ingest(spec: IngestSpec, progress: Progress = no_progress) -> IngestPla
             units.append(IngestUnit(name=f"{i:0{width}d}-{k:04d}", path=path, format=fmt,
                                     compression=comp, size=size, start=start, end=end,
                                     first_line=first_line))
-    progress(len(files), len(files), "fingerprinted")
+    progress(seen, None, f"fingerprinted {len(files)} files")
     spec_dict = resolved.model_dump(mode="json")
     spec_hash = resolved.spec_hash()
     sid = stable_hash({"stage": STAGE, "version": INGEST_VERSION, "spec_hash": spec_hash,
@@ -284,11 +181,8 @@ def _control_rows(data_np: np.ndarray, offs: np.ndarray, n: int) -> np.ndarray:
     return rows
 
 
-def _as_arrow(texts: Any) -> tuple[pa.Array, list[int]]:
+def _as_arrow(texts: list[str]) -> tuple[pa.Array, list[int]]:
     """A large_string array of the texts, and the rows that had lone surrogates (blanked)."""
-    if isinstance(texts, (pa.Array, pa.ChunkedArray)):
-        arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-        return arr.cast(pa.large_string()), []
     try:
         return pa.array(texts, pa.large_string()), []
     except (UnicodeEncodeError, pa.ArrowInvalid):
@@ -540,7 +434,7 @@ def commit_ingest(ws: Workspace, plan: IngestPlan, infos: list[dict[str, Any]]) 
         "langs": dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0]))),
         "kept_bytes": sum(i["kept_bytes"] for i in ordered),
         "files": len(plan.inputs),
-        "skipped_files": plan.skipped[:1000],
+        "skipped_files": [s.model_dump() for s in plan.skipped],
         "sources": list(per_source.values()),
     }
     manifest = commit_parts(
@@ -576,6 +470,8 @@ def result_of(snap: Snapshot, reused: bool) -> IngestResult:
         kept_bytes=m.stats.get("kept_bytes", 0),
         langs=m.stats.get("langs", {}),
         sources=[SourceCounts(**s) for s in m.stats.get("sources", [])],
+        skipped=[SkippedFile(path=s, reason="unknown ending") if isinstance(s, str)
+                 else SkippedFile(**s) for s in m.stats.get("skipped_files", [])],
     )
 
 
@@ -604,7 +500,7 @@ def ingest(ws: Workspace, spec: IngestSpec, progress: Progress = no_progress,
     writer, compression, numpy screening, hashing - release the GIL, so threads overlap them
     without the start-up cost of processes. The snapshot is the same for any number.
     """
-    plan = plan_ingest(spec)
+    plan = plan_ingest(spec, progress)
     reused = reuse_if_committed(ws, plan)
     if reused is not None:
         progress(1, 1, "reused")

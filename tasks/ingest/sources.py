@@ -233,7 +233,8 @@ def expand_sources(spec: IngestSpec) -> tuple[list[Found], list[SkippedFile]]:
                 found, is_dir = [p], False
         n_before = len(files)
         n_skipped = len(skipped)
-        for f in found:
+        # real files before symlinks to them, so a symlink (GPL -> GPL-3) is the one skipped
+        for f in sorted(found, key=lambda f: (not remote and os.path.islink(f), f)):
             if not remote:
                 rp = os.path.realpath(f)
                 if rp in real and real[rp] != f:

@@ -32,6 +32,7 @@ class _Lines:
     def __init__(self, fh: io.BufferedReader, limit: int):
         self.it = read_lines(fh, limit)
         self.lineno = 0
+        self.quotes = 0  # '"' characters since the last complete row (odd: inside a field)
 
     def __iter__(self) -> _Lines:
         return self
@@ -41,7 +42,17 @@ class _Lines:
         self.lineno += 1
         if isinstance(line, int):
             raise _TooLong(line)
+        self.quotes += line.count(b'"')
         return line.decode("utf-8", errors="surrogateescape")
+
+    def skip_field(self) -> None:
+        """After a too-long quoted field: drop lines up to the one that closes it."""
+        try:
+            while self.quotes % 2:
+                next(self)
+        except (StopIteration, _TooLong):
+            pass
+        self.quotes = 0
 
 
 class CsvReader(Reader):
@@ -89,15 +100,18 @@ class CsvReader(Reader):
                 break
             except _TooLong as e:
                 too_long(f"line:{lines.lineno}", f"a line of {e.args[0]} bytes, more than {limit}")
+                lines.quotes = 0
                 continue
             except csv.Error as e:
                 if "field larger than field limit" in str(e):
                     too_long(f"line:{lines.lineno}", f"a field of more than {field_limit} "
                              "characters")
+                    lines.skip_field()
                 else:
                     self.batch.reject(f"line:{lines.lineno}", "bad_csv", str(e), "")
                 continue
             loc = f"line:{lines.lineno}"
+            lines.quotes = 0
             if not row:
                 continue
             if len(row) <= ti:

@@ -404,10 +404,10 @@ class PoReader(Reader):
 def _plural_index(kw: str) -> int:
     """k of ``msgstr[k]``, at most :data:`MAX_PLURAL_FORMS`."""
     inner = kw[7:-1] if kw.endswith("]") else ""
-    if not inner.isdigit() or len(inner) > 6:
+    if not inner.isdigit():
         raise ValueError(f"bad plural index in {kw[:30]!r}")
-    idx = int(inner)
-    if idx > MAX_PLURAL_FORMS:
-        raise ValueError(f"plural index {idx} > {MAX_PLURAL_FORMS} (gettext languages have at "
-                         "most 6 plural forms)")
-    return idx
+    if len(inner) > 3 or int(inner) > MAX_PLURAL_FORMS:
+        shown = inner if len(inner) <= 12 else inner[:12] + "..."
+        raise ValueError(f"plural index {shown} > {MAX_PLURAL_FORMS} (gettext languages have "
+                         "at most 6 plural forms)")
+    return int(inner)

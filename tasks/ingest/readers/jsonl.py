@@ -1,8 +1,9 @@
 """JSONL (``.jsonl``/``.ndjson``, plain, gzip or zstd): one record per line, one path.
 
-Each line is parsed by ``orjson``, which refuses nesting deeper than 1024 levels with an error
-(documented), so a hostile line is a ``bad_json`` reject and never reaches a parser that can
-crash the process (pyarrow's JSON reader segfaults on 20,000 ``[``). A line longer than
+Each line is decoded (strict UTF-8, or repaired under ``utf8: repair``) and parsed by the
+stdlib's ``json``, whose C scanner raises ``RecursionError`` on deep nesting: a hostile line is
+a ``bad_json`` reject and never reaches a parser that can crash the process (pyarrow's JSON
+reader segfaults on an object nested 20,000 ``[`` deep, orjson on 1,000,000). A line longer than
 :func:`~.base.line_limit` bytes is a ``too_long`` reject, skipped to its end unparsed.
 Large uncompressed files are cut into line-aligned units (``unit.start``/``unit.end``) that
 are read independently; line numbers continue from ``unit.first_line``.
@@ -11,9 +12,8 @@ are read independently; line numbers continue from ``unit.first_line``.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
-
-import orjson
 
 from tokenfoundry.tasks.ingest.readers.base import Reader, decode_utf8, line_limit, read_lines
 
@@ -58,23 +58,19 @@ class JsonlReader(Reader):
             return
         loc = f"line:{self.lineno}"
         batch = self.batch
-        flags = None
+        text, repaired, detail = decode_utf8(line, self.policy)
+        if text is None:
+            batch.reject(loc, "invalid_utf8", detail, line)
+            return
         try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            text, repaired, detail = decode_utf8(line, self.policy)
-            if text is None:
-                batch.reject(loc, "invalid_utf8", detail, line)
-                return
-            if not repaired:
-                batch.reject(loc, "bad_json", str(e), line)
-                return
-            try:
-                obj = orjson.loads(text)
-                flags = ["utf8_repaired"]
-            except orjson.JSONDecodeError as e2:
-                batch.reject(loc, "bad_json", str(e2), line)
-                return
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            batch.reject(loc, "bad_json", str(e), line)
+            return
+        except RecursionError:
+            batch.reject(loc, "bad_json", "nested deeper than the parser's recursion limit", line)
+            return
+        flags = ["utf8_repaired"] if repaired else None
         if type(obj) is not dict:
             batch.reject(loc, "bad_json", f"a JSON {type(obj).__name__}, not an object", line)
             return

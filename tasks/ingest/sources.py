@@ -39,10 +39,11 @@ _KINDS = [(stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
 Found = tuple[str, str, str | None]  # (path or URI, format, compression)
 
 
-def supported() -> str:
+def supported(option: str = "--source") -> str:
     exts = ", ".join(sorted(EXTENSIONS))
     return (f"{exts} (txt, md, jsonl, csv and po may end in .gz or .zst; other names are read "
-            "as plain text when they are text), or pass --format")
+            "as plain text when they are text)" + (", or pass --format" if option == "--source"
+                                                   else ""))
 
 
 def detect_format(path: str, forced: str = "auto") -> tuple[str | None, str | None]:
@@ -172,7 +173,7 @@ def walk(root: str, skipped: list[SkippedFile], pattern: list[str] | None = None
                 if stat.S_ISDIR(st.st_mode):
                     skipped.append(SkippedFile(path=path, reason=(
                         f"directory symlink, not followed (-> {display(os.readlink(path))}); "
-                        "pass its target as a --source to read it")))
+                        "pass its target itself to read it")))
                     continue
                 if pattern is not None and not _match(pattern, parts):
                     continue
@@ -199,8 +200,11 @@ def _split_pattern(pattern: str) -> tuple[str, list[str]]:
 
 # ---- expansion --------------------------------------------------------------------------------
 
-def expand_sources(spec: IngestSpec) -> tuple[list[Found], list[SkippedFile]]:
-    """Every input file as (path or URI, format, compression), sorted; and what was skipped."""
+def expand_sources(spec: IngestSpec, option: str = "--source"
+                   ) -> tuple[list[Found], list[SkippedFile]]:
+    """Every input file as (path or URI, format, compression), sorted; and what was skipped.
+
+    ``option`` is the command-line option the sources came from (errors name it)."""
     files: dict[str, tuple[str, str | None]] = {}
     real: dict[str, str] = {}
     skipped: list[SkippedFile] = []
@@ -209,18 +213,18 @@ def expand_sources(spec: IngestSpec) -> tuple[list[Found], list[SkippedFile]]:
         pattern = bool(_GLOB.search(src))
         is_dir = True  # a directory or pattern: unreadable files are skipped, not fatal
         if remote:
-            found = _remote(src, pattern)
+            found = _remote(src, pattern, option)
             is_dir = pattern or found != [src]
         elif pattern:
             root, parts = _split_pattern(os.path.abspath(os.path.expanduser(src)))
             found = walk(root, skipped, parts) if os.path.isdir(root) else []
             if not found:
-                raise BadInputError(f"{src}: the pattern matches no file; check the --source "
+                raise BadInputError(f"{src}: the pattern matches no file; check the {option} "
                                     "pattern")
         else:
             p = os.path.abspath(os.path.expanduser(src))
             if not os.path.exists(p):
-                raise BadInputError(f"{src}: no such file or directory; check the --source path "
+                raise BadInputError(f"{src}: no such file or directory; check the {option} path "
                                     "(a file or a directory of text files)")
             if not _utf8_name(p):
                 raise BadInputError(f"{display(src)}: the name is not valid UTF-8; rename it")
@@ -252,7 +256,7 @@ def expand_sources(spec: IngestSpec) -> tuple[list[Found], list[SkippedFile]]:
                 why = f"{fmt} cannot be read {comp}-compressed; decompress it"
             if why:
                 if not is_dir:
-                    raise BadInputError(f"{src}: {why}; supported: {supported()}")
+                    raise BadInputError(f"{src}: {why}; supported: {supported(option)}")
                 skipped.append(SkippedFile(path=f, reason=why))
                 continue
             files[f] = (fmt, comp)
@@ -261,11 +265,11 @@ def expand_sources(spec: IngestSpec) -> tuple[list[Found], list[SkippedFile]]:
             reasons = "; ".join(f"{display(s.path)}: {s.reason}" for s in skipped[n_skipped:][:3])
             raise BadInputError(f"{src}: {what} no file ingest can read"
                                 + (f" ({reasons})" if reasons else "") + f"; supported: "
-                                f"{supported()}")
+                                f"{supported(option)}")
     return [(p, *files[p]) for p in sorted(files)], skipped
 
 
-def _remote(src: str, pattern: bool) -> list[str]:
+def _remote(src: str, pattern: bool, option: str) -> list[str]:
     """Files of an fsspec URI (a file, a directory, or a pattern), sorted."""
     import fsspec
 
@@ -274,10 +278,10 @@ def _remote(src: str, pattern: bool) -> list[str]:
     if pattern:
         hits = [f"{proto}://{f}" for f in sorted(fs.glob(p)) if fs.isfile(f)]
         if not hits:
-            raise BadInputError(f"{src}: the pattern matches no file; check the --source pattern")
+            raise BadInputError(f"{src}: the pattern matches no file; check the {option} pattern")
         return hits
     if not fs.exists(p):
-        raise BadInputError(f"{src}: no such file or directory; check the --source path")
+        raise BadInputError(f"{src}: no such file or directory; check the {option} path")
     if fs.isdir(p):
         return [f"{proto}://{f}" for f in sorted(fs.find(p))]
     return [src]

@@ -55,6 +55,8 @@ from tokenfoundry.tasks.ingest.readers import Records, excerpt_of, open_raw, rea
 from tokenfoundry.tasks.ingest.sources import detect_format, expand_sources  # noqa: F401
 from tokenfoundry.tasks.progress import Progress, no_progress
 
+#: Records processed between two progress reports inside a unit.
+PROGRESS_RECORDS = 1024
 #: Bump when the output of the same inputs and spec changes (it is part of the snapshot id).
 INGEST_VERSION = 1
 STAGE = "ingest"
@@ -372,20 +374,31 @@ def ingest_unit(ws: Workspace, plan: IngestPlan, unit: IngestUnit,
     reasons: Counter[str] = Counter()
     langs: Counter[str] = Counter()
     unit_bytes = (unit.end if unit.end is not None else unit.size) - unit.start
+    name = posixpath.basename(unit.path)
+    before = 0  # bytes of the unit done before the current batch
     try:
         for records, done_bytes in read_unit(unit, spec):
-            read += records.size
-            b = process_records(records, unit.path, spec)
-            if b.table is not None:
-                writer.write(b.table)
-            if b.rej["reason"]:
-                writer.write_extra(REJECTS, _table(b.rej, REJECTS_SCHEMA))
-            kept += b.kept
-            rejected += len(b.rej["reason"])
-            reasons.update(b.reasons)
-            langs.update(b.langs)
-            kept_bytes += b.kept_bytes
-            progress(done_bytes, unit_bytes, posixpath.basename(unit.path))
+            # processed in pieces so that progress moves every PROGRESS_RECORDS records (language
+            # id of a reader batch can take seconds); written as one table per reader batch
+            pieces = records.split(PROGRESS_RECORDS)
+            tables = []
+            for k, piece in enumerate(pieces, 1):
+                read += piece.size
+                b = process_records(piece, unit.path, spec)
+                if b.table is not None:
+                    tables.append(b.table)
+                if b.rej["reason"]:
+                    writer.write_extra(REJECTS, _table(b.rej, REJECTS_SCHEMA))
+                kept += b.kept
+                rejected += len(b.rej["reason"])
+                reasons.update(b.reasons)
+                langs.update(b.langs)
+                kept_bytes += b.kept_bytes
+                progress(before + (done_bytes - before) * k / len(pieces), unit_bytes,
+                         f"{name}: {read:,} records")
+            if tables:
+                writer.write(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
+            before = done_bytes
         if read != kept + rejected:
             raise InvariantError(f"{unit.path} (unit {unit.name}): read {read} != kept {kept} "
                                  f"+ rejected {rejected}")

@@ -68,6 +68,20 @@ class Records:
     def reject(self, location: str, reason: str, detail: str, excerpt: str | bytes = "") -> None:
         self.rejects.append((location, reason, detail, excerpt_of(excerpt)))
 
+    def split(self, rows: int) -> list[Records]:
+        """This batch as pieces of at most ``rows`` records (the rejects go with the first)."""
+        if len(self.text) <= rows:
+            return [self]
+        out = []
+        for i in range(0, len(self.text), rows):
+            j = i + rows
+            piece = Records(self.location[i:j], self.text[i:j], self.source_id[i:j],
+                            self.lang[i:j], self.align_key[i:j], self.flags[i:j],
+                            self.rejects if i == 0 else [])
+            piece.text_bytes = sum(map(len, piece.text))
+            out.append(piece)
+        return out
+
     @property
     def size(self) -> int:
         return len(self.text) + len(self.rejects)

@@ -174,7 +174,7 @@ class MoCatalog:
         self.ttab = fh.read(8 * self.n)
         self.fields: dict[str, str] = {}
         if self.n and self._lengths(0)[0] == 0:
-            key, value = self.raw(0, 1 << 20)
+            _key, value = self.raw(0, 1 << 20)
             if value is not None:
                 self.fields = header_fields(value.decode("utf-8", errors="replace"))
         self.charset = charset_of(self.fields)

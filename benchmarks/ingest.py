@@ -8,20 +8,24 @@ shuffled, with distinct ids, repeated until the size is reached.
 1. Throughput on >= 200 MB: baseline = ``pyarrow.json.read_json`` + ``pq.write_table(zstd)`` of
    the same file (multi-threaded C++, no per-record work); ours = ``tokenfoundry ingest`` core
    (decode, NFC, control chars, length/quality filters, xxh3 hashes, Parquet shards, rejects,
-   manifest) with language id off (default worker threads, and 1 thread) and on. Target:
-   ours/baseline >= 0.4 with language id off. Runs are interleaved and the best of
-   ``--repeat`` kept, and CPU seconds are printed too, because other work on a shared machine
-   slows both sides.
-2. Peak RSS of a child process ingesting a >= 1 GB file (target < 1 GB), polled every 20 ms
+   manifest) with language id off (default worker threads, and 1 thread) and on. Every line
+   goes through the stdlib's json (pyarrow's reader is the baseline only: it segfaults on
+   deeply nested lines, so untrusted input never reaches it). Runs are interleaved and the best
+   of ``--repeat`` kept, and CPU seconds are printed too, because other work on a shared
+   machine slows both sides.
+2. Peak RSS of a child process ingesting a >= 1 GB file (bound: 1 GB), polled every 20 ms
    with psutil (the process tree summed, and its largest process).
+3. Peak RSS of a child process ingesting a .jsonl.gz holding one ``--huge-mb`` line (bound:
+   1 GB whatever the line length: the line is skipped to its end as ``too_long``).
 
-Run: ``python benchmarks/ingest.py [--mb 200] [--rss-gb 1.0] [--workdir DIR]``
+Run: ``python benchmarks/ingest.py [--mb 200] [--rss-gb 1.0] [--huge-mb 1024] [--workdir DIR]``
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import gzip
 import json
 import os
 import random
@@ -161,6 +165,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mb", type=float, default=200, help="throughput input size (MB)")
     ap.add_argument("--rss-gb", type=float, default=1.0, help="memory test input size (GB); 0 skips")
+    ap.add_argument("--huge-mb", type=int, default=1024,
+                    help="length of the one-line .jsonl.gz (MB); 0 skips")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--skip-lang-id", action="store_true", help="skip the language-id-on run")
     ap.add_argument("--repeat", type=int, default=2, help="interleaved repetitions (best kept)")
@@ -192,8 +198,7 @@ def main() -> None:
     print(f"ours, language id off, 1 thread:               {t1:6.2f} s  {mb / t1:7.1f} MB/s  "
           f"(CPU {c1:.2f} s)")
     print(f"ratio ours/baseline, language id off: wall {tb / to:.2f}x (1 thread {tb / t1:.2f}x), "
-          f"CPU {cb / co:.2f}x  (target >= 0.40x; load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} cores, best of {a.repeat})")
+          f"CPU {cb / co:.2f}x  (best of {a.repeat})")
     if not a.skip_lang_id:
         tl, cl, r2 = ours(src, work / "ws-on", lang_id=True)
         top = ", ".join(f"{k} {v}" for k, v in list(r2["langs"].items())[:6])
@@ -210,6 +215,18 @@ def main() -> None:
               f"tree (largest single process {single:.0f} MiB) in {secs:.1f} s "
               f"({bsize / 1e6 / secs:.1f} MB/s; read kept rejected = {outp})  (target < 1024 MiB)")
         big.unlink()
+    if a.huge_mb > 0:
+        huge = work / "huge.jsonl.gz"
+        with gzip.open(huge, "wb", compresslevel=1) as fh:
+            fh.write(b'{"text": "')
+            block = b"licence " * (1 << 17)
+            for _ in range(a.huge_mb):
+                fh.write(block)
+            fh.write(b'"}\n{"text": "a good line after it"}\n')
+        peak, single, secs, outp = child_peak_rss(huge, work / "ws-huge")
+        print(f"peak RSS ingesting one {a.huge_mb} MB line (.jsonl.gz): {peak:.0f} MiB in "
+              f"{secs:.1f} s (read kept rejected = {outp})  (bound 1024 MiB)")
+        huge.unlink()
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -77,6 +77,10 @@ def _report(result: dict[str, Any]) -> None:
     create_table_artifact(rows, key=f"{key}-sources",
                           description=f"snapshot {result['snapshot_id']}: per-source counts "
                           f"(dataset {result['dataset_path']})")
+    if result.get("skipped"):
+        create_table_artifact([{"path": s["path"], "reason": s["reason"]}
+                               for s in result["skipped"]], key=f"{key}-skipped",
+                              description="files the source walks did not read, and why")
     create_table_artifact(
         [{"reason": k, "records": v} for k, v in sorted(result["rejects_by_reason"].items())]
         or [{"reason": "(none)", "records": 0}],

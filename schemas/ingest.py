@@ -37,7 +37,8 @@ REJECT_REASONS = {
     "corrupt_file": "a file that cannot be parsed at all (bad Parquet footer, bad .mo magic, ...)",
     "empty": "no text left after normalisation",
     "too_short": "fewer characters than min_chars",
-    "too_long": "more characters than max_chars",
+    "too_long": "more characters than max_chars (a line, field or entry too long to hold one "
+    "is skipped while reading, unparsed)",
     "low_alpha_fraction": "letters / non-space characters below min_alpha_fraction",
     "repeated_lines": "fraction of duplicated non-blank lines above max_repeated_line_fraction",
 }
@@ -51,11 +52,14 @@ class IngestSpec(Spec):
         min_length=1,
         description="Files, directories or glob patterns (local paths or fsspec URIs; '*', '?', "
         "'[..]', '**' for any depth, e.g. /usr/share/doc/*/copyright). Directories are walked "
-        "recursively; files with unknown endings inside them or matched by a pattern are skipped.",
+        "recursively without following directory symlinks; a name whose ending is not a known "
+        "format is read as plain text when it is text; every file not read (binary, hidden, "
+        "FIFO/device, directory symlink, non-UTF-8 name) is listed in the result's 'skipped'.",
     )
     format: Literal["auto", "txt", "md", "jsonl", "csv", "parquet", "po", "mo"] = Field(
         "auto", description="Force one format for every source; 'auto' picks by file ending "
-        "(files without any ending are read as plain text, e.g. LICENSE, COPYING).")
+        "(other names - LICENSE, Apache-2.0, notes.rst - are read as plain text when they are "
+        "text).")
     text_field: str = Field("text", description="Text column/key for jsonl, csv and parquet.")
     id_field: str | None = Field(
         None, description="Column/key kept as source_id; default 'id' when the source has one.")
@@ -133,6 +137,15 @@ class IngestSpec(Spec):
         return self
 
 
+class SkippedFile(BaseModel):
+    """A file (or directory entry) a walk did not read, and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str  # valid UTF-8 (undecodable bytes of a name shown as \\xNN)
+    reason: str
+
+
 class SourceCounts(BaseModel):
     """Per input file: how many records were read, kept and rejected."""
 
@@ -163,6 +176,7 @@ class IngestResult(BaseModel):
     kept_bytes: int = 0
     langs: dict[str, int] = Field(default_factory=dict)
     sources: list[SourceCounts] = Field(default_factory=list)
+    skipped: list[SkippedFile] = Field(default_factory=list)
 
 
 class IngestUnit(BaseModel):
@@ -196,7 +210,7 @@ class IngestPlan(BaseModel):
     spec_hash: str
     inputs: list[dict]  # InputFile dicts: path, size, xxh3_128
     units: list[IngestUnit]
-    skipped: list[str] = Field(default_factory=list)  # files in source dirs with unknown endings
+    skipped: list[SkippedFile] = Field(default_factory=list)  # entries of walks not read
 
     @property
     def total_bytes(self) -> int:

@@ -150,6 +150,10 @@ def _run_direct(spec, workspace: str, workers: int | None):
         return ingest(ws, spec, progress=progress, workers=workers)
 
 
+#: Skipped files listed in the human summary (``--json`` lists all of them).
+_SHOW_SKIPPED = 50
+
+
 def _reasons(reasons: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
 
@@ -175,5 +179,13 @@ def _summary(r: dict[str, Any]) -> None:
     if langs:
         top = ", ".join(f"{k} {v}" for k, v in list(langs.items())[:10])
         out.print(f"languages: {top}" + (" ..." if len(langs) > 10 else ""))
+    skipped = r.get("skipped") or []
+    if skipped:
+        out.print(f"skipped {len(skipped)} file(s) (not read):", soft_wrap=True)
+        for s in skipped[:_SHOW_SKIPPED]:
+            out.print(f"  {s['path']}: {s['reason']}", soft_wrap=True, highlight=False,
+                      markup=False)
+        if len(skipped) > _SHOW_SKIPPED:
+            out.print(f"  ... and {len(skipped) - _SHOW_SKIPPED} more (--json lists every one)")
     out.print(f"dataset: {r['dataset_path']}")
     out.print(f"rejects: {r['rejects_path']}")

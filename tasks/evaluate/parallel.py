@@ -15,7 +15,6 @@ translation, so the msgid is the alignment key and the English text.
 
 from __future__ import annotations
 
-import gettext
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,17 +35,40 @@ PARALLEL_SCHEMA = pa.schema([
 ])
 
 
-def seg_id_of(msgid: str) -> str:
-    """Alignment key of a gettext message (xxh3-64 hex of ``msgctxt\\x04msgid``)."""
-    return xxhash.xxh3_64_hexdigest(msgid.encode("utf-8"))
+def seg_id_of(key: str) -> str:
+    """Segment id of a gettext message: xxh3-64 hex of its alignment key, the same key ingest
+    writes to ``align_key`` (``tasks.ingest.readers.gettext.message_key``: ``msgctxt\\x04msgid``,
+    or the msgid alone)."""
+    return xxhash.xxh3_64_hexdigest(key.encode("utf-8", "surrogatepass"))
 
 
-def _catalog(path: Path) -> dict:
+def _catalog(path: Path) -> dict[str, str]:
+    """``message key -> translation`` of one .mo catalog, read by ingest's gettext reader.
+
+    Singular messages only (plural forms and the header are not segments). A catalog holding
+    bytes that are not valid in the charset its header declares is left out whole (its text
+    cannot be trusted as that language's); a file that is not a catalog, or breaks part-way,
+    gives nothing.
+    """
+    from tokenfoundry.tasks.ingest.readers.gettext import CatalogError, MoCatalog, message_key
+
+    out: dict[str, str] = {}
     with open(path, "rb") as fh:
         try:
-            return gettext.GNUTranslations(fh)._catalog  # noqa: SLF001 - the parsed catalog
-        except Exception:  # noqa: BLE001 - a broken catalog is skipped, not fatal
+            cat = MoCatalog(fh)
+            for _i, ctxt, msgid, plural, forms in cat.messages(1 << 24):
+                if plural is not None or forms is None or len(forms) != 1:
+                    continue
+                key = message_key(ctxt, msgid)
+                try:
+                    key.encode("utf-8")
+                    forms[0].encode("utf-8")
+                except UnicodeEncodeError:
+                    return {}  # undecodable bytes (surrogate-escaped by the reader)
+                out[key] = forms[0]
+        except CatalogError:
             return {}
+    return out
 
 
 def build_parallel_from_mo(locale_dir: str | Path = "/usr/share/locale",
@@ -55,10 +77,11 @@ def build_parallel_from_mo(locale_dir: str | Path = "/usr/share/locale",
                            min_chars: int = 1, pivot: str = "en") -> pa.Table:
     """Aligned segments (seg_id, lang, text, domain) from ``<locale>/LC_MESSAGES/*.mo``.
 
-    The English side is the msgid; each locale's msgstr is its translation. Plural forms and
-    the catalog header are skipped; a message in several catalogs keeps the first translation
-    (catalogs in sorted order). ``langs`` restricts locales (e.g. ``["de", "fr", "pt_BR"]``);
-    ``domains`` restricts catalogs by file stem (e.g. ``["glib20", "gtk30"]``).
+    The English side is the msgid; each locale's msgstr is its translation; ``seg_id`` is
+    :func:`seg_id_of` the message key. Plural forms and the catalog header are skipped; a
+    message in several catalogs keeps the first translation (catalogs in sorted order).
+    ``langs`` restricts locales (e.g. ``["de", "fr", "pt_BR"]``); ``domains`` restricts
+    catalogs by file stem (e.g. ``["glib20", "gtk30"]``).
     """
     root = Path(locale_dir)
     if not root.is_dir():
@@ -79,9 +102,7 @@ def build_parallel_from_mo(locale_dir: str | Path = "/usr/share/locale",
             if want_domains is not None and mo.stem not in want_domains:
                 continue
             for key, msgstr in _catalog(mo).items():
-                if not isinstance(key, str) or not key or "\x00" in key:
-                    continue  # header, plural forms
-                if not isinstance(msgstr, str) or len(msgstr.strip()) < min_chars:
+                if not key or len(msgstr.strip()) < min_chars:
                     continue
                 sid = seg_id_of(key)
                 if sid in seen:

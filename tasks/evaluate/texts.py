@@ -1,25 +1,31 @@
 """Evaluation text: files and directories given on the command line, or the held-out documents
 of workspace corpora (the same md5 rule the trainer uses, ``storage.splits``).
 
-Formats: ``.txt``/``.md``/other text files (one document per file), ``.jsonl`` (``.gz``/``.zst``,
-one document per line with a ``text`` field and optional ``lang``), ``.parquet`` (a ``text``
-column, optional ``lang`` and ``doc_id``). Directories are walked recursively; in directories,
-files that are not UTF-8 text are skipped (and counted), an explicitly named file must be valid.
+``--text PATH`` is read by ingest's readers (``tasks.ingest.readers``), with ingest's walk and
+format rules (``tasks.ingest.sources``): txt/md and other text files (one document per file),
+jsonl (``.gz``/``.zst``, one document per line with a ``text`` field and optional ``lang``), csv,
+parquet (a ``text`` column, optional ``lang``), gettext po/mo (one document per translation,
+language from the catalog). A reader's reject (bad JSON, a cut stream, ...) is an error naming
+the file and the place; in a directory, files that are binary or not UTF-8 are skipped and
+counted, as are the entries the walk does not read.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from tokenfoundry.schemas.errors import BadInputError
+from tokenfoundry.schemas.ingest import IngestSpec, IngestUnit
+from tokenfoundry.tasks.ingest.readers import read_unit
+from tokenfoundry.tasks.ingest.sources import expand_sources
 
-TEXT_SUFFIXES = {".txt", ".md", ".rst", ".text", ""}
+#: Longest evaluation document read (characters): whole books fit, a runaway line does not.
+MAX_CHARS = 10_000_000
+#: File-level rejects that skip a file found in a directory (an explicitly named one fails):
+#: not text, not UTF-8, or a table without the text field.
+_SKIPPABLE = {"binary", "invalid_utf8", "missing_field", "corrupt_file"}
 
 
 @dataclass
@@ -33,69 +39,30 @@ class TextSet:
     skipped: int = 0
 
 
-def _open_text(p: Path) -> io.TextIOBase:
-    name = p.name
-    if name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8")
-    if name.endswith(".zst"):
-        import zstandard
-
-        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(open(p, "rb")),
-                                encoding="utf-8")
-    return open(p, encoding="utf-8")
-
-
-def _read_jsonl(p: Path, ts: TextSet, text_field: str) -> None:
-    with _open_text(p) as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BadInputError(f"{p}:{n}: not valid JSON ({e.msg})") from None
-            text = rec.get(text_field) if isinstance(rec, dict) else None
-            if not isinstance(text, str):
-                raise BadInputError(f"{p}:{n}: no string field {text_field!r}")
-            ts.docs.append(text)
-            ts.langs.append(str(rec.get("lang") or "und"))
-
-
-def _read_parquet(p: Path, ts: TextSet, text_field: str) -> None:
-    try:
-        pf = pq.ParquetFile(p)
-    except Exception as e:  # noqa: BLE001
-        raise BadInputError(f"{p}: not a readable Parquet file: {e}") from None
-    names = pf.schema_arrow.names
-    if text_field not in names:
-        raise BadInputError(f"{p}: no column {text_field!r} (columns: {names})")
-    cols = [text_field] + (["lang"] if "lang" in names else [])
-    for batch in pf.iter_batches(columns=cols, batch_size=65536):
-        texts = batch.column(0).to_pylist()
-        langs = batch.column(1).to_pylist() if len(cols) > 1 else ["und"] * len(texts)
-        for t, lg in zip(texts, langs):
-            if isinstance(t, str):
-                ts.docs.append(t)
-                ts.langs.append(str(lg or "und"))
-
-
-def _read_file(p: Path, ts: TextSet, text_field: str, strict: bool) -> None:
-    name = p.name.lower()
-    if name.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson")):
-        _read_jsonl(p, ts, text_field)
-    elif name.endswith(".parquet"):
-        _read_parquet(p, ts, text_field)
-    else:
-        try:
-            text = p.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            if strict:
-                raise BadInputError(f"{p}: not UTF-8 text; give txt/md, jsonl or parquet") from None
-            ts.skipped += 1
-            return
-        if text.strip():
-            ts.docs.append(text)
-            ts.langs.append("und")
+def _read_file(path: str, fmt: str, comp: str | None, spec: IngestSpec, ts: TextSet,
+               in_dir: bool, max_docs: int | None) -> None:
+    unit = IngestUnit(name="00000-0000", path=path, format=fmt, compression=comp,
+                      size=os.path.getsize(path))
+    docs: list[str] = []
+    langs: list[str] = []
+    for batch, _ in read_unit(unit, spec):
+        for loc, reason, detail, _excerpt in batch.rejects:
+            if in_dir and reason in _SKIPPABLE and (loc == "file" or reason == "missing_field"
+                                                    and not docs):
+                ts.skipped += 1
+                return
+            raise BadInputError(f"--text {path}: {loc}: {reason}: {detail}")
+        for text, lang in zip(batch.text, batch.lang):
+            if fmt in ("txt", "md"):
+                if not text.strip():
+                    continue
+                text = text.replace("\r\n", "\n").replace("\r", "\n")  # as text-mode reading
+            docs.append(text)
+            langs.append(lang or "und")
+        if max_docs and len(ts.docs) + len(docs) >= max_docs:
+            break
+    ts.docs += docs
+    ts.langs += langs
 
 
 def read_texts(path: str, text_field: str = "text", max_docs: int | None = None) -> TextSet:
@@ -104,17 +71,23 @@ def read_texts(path: str, text_field: str = "text", max_docs: int | None = None)
     if not p.exists():
         raise BadInputError(f"--text {p}: no such file or directory")
     ts = TextSet(name=p.name.split(".")[0] if p.is_file() else p.name, source=str(p))
-    if p.is_dir():
-        for f in sorted(x for x in p.rglob("*") if x.is_file()):
-            _read_file(f, ts, text_field, strict=False)
-            if max_docs and len(ts.docs) >= max_docs:
-                break
-    else:
-        _read_file(p, ts, text_field, strict=True)
+    spec = IngestSpec(corpus="evaluate", sources=[str(p)], text_field=text_field,
+                      max_chars=MAX_CHARS, lang_id=False)
+    try:
+        files, skipped = expand_sources(spec, option="--text")
+    except BadInputError as e:
+        raise BadInputError(f"--text {e}") from None
+    ts.skipped += len(skipped)
+    in_dir = p.is_dir()
+    for f, fmt, comp in files:
+        _read_file(f, fmt, comp, spec, ts, in_dir, max_docs)
+        if max_docs and len(ts.docs) >= max_docs:
+            break
     if max_docs:
         ts.docs, ts.langs = ts.docs[:max_docs], ts.langs[:max_docs]
     if not ts.docs:
-        raise BadInputError(f"--text {p}: no documents found (empty, or no txt/md/jsonl/parquet)")
+        raise BadInputError(f"--text {p}: no documents found (empty, or no txt/md/jsonl/csv/"
+                            "parquet/po/mo)")
     return ts
 
 

@@ -2,11 +2,13 @@
 
 Three steps, each usable alone so that a flow can fan the middle one out over a task runner:
 
-1. :func:`plan_ingest` validates the spec, expands the sources into files, fingerprints every
+1. :func:`plan_ingest` validates the spec, expands the sources into files
+   (:mod:`.sources`: walks, patterns, formats, and the list of what was skipped), fingerprints every
    file (size + xxh3-128 of its bytes), cuts large uncompressed jsonl files into line-aligned
    units, and derives the snapshot id from (spec hash, inputs). It writes nothing; every bad
    path, unknown format or config error is a ``BadInputError`` here.
-2. :func:`ingest_unit` reads one unit, normalises and filters its records, and writes the
+2. :func:`ingest_unit` reads one unit (:mod:`.readers`), normalises and filters its records
+   (:mod:`.process`), and writes the
    unit's shards (documents + rejects) plus a marker, through ``storage.workspace.PartWriter``.
    A unit whose marker exists (a crashed run got that far) is not redone.
 3. :func:`commit_ingest` checks the counts (``read == kept + rejected`` per unit and in total,
@@ -19,29 +21,23 @@ the same inputs and spec were ingested before (``reused: true``).
 
 from __future__ import annotations
 
-import glob
 import os
 import posixpath
-import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import xxhash
 
 from tokenfoundry.schemas.config import stable_hash
 from tokenfoundry.schemas.errors import BadInputError, InvariantError
 from tokenfoundry.schemas.ingest import (
-    COMPRESSIBLE,
-    COMPRESSIONS,
-    EXTENSIONS,
     IngestPlan,
     IngestResult,
     IngestSpec,
     IngestUnit,
+    SkippedFile,
     SourceCounts,
 )
 from tokenfoundry.schemas.tables import CORPUS_SCHEMA, REJECTS_SCHEMA
@@ -52,124 +48,21 @@ from tokenfoundry.storage.workspace import (
     commit_parts,
     read_part,
 )
-from tokenfoundry.tasks.ingest.langid import UNDETERMINED, identify
-from tokenfoundry.tasks.ingest.normalise import normalise_text
-from tokenfoundry.tasks.ingest.quality import alpha_fraction, repeated_line_fraction
-from tokenfoundry.tasks.ingest.readers import Records, excerpt_of, open_raw, read_unit
+from tokenfoundry.tasks.ingest.process import process_records
+from tokenfoundry.tasks.ingest.readers import open_raw, read_unit
+from tokenfoundry.tasks.ingest.sources import detect_format, expand_sources  # noqa: F401
 from tokenfoundry.tasks.progress import Progress, no_progress
 
+#: Records processed between two progress reports inside a unit.
+PROGRESS_RECORDS = 1024
 #: Bump when the output of the same inputs and spec changes (it is part of the snapshot id).
 INGEST_VERSION = 1
 STAGE = "ingest"
 REJECTS = "rejects"
 _FP_CHUNK = 8 * 1024 * 1024
-_C0 = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])  # Cc below 0x80 except \t \n
 
 
 # ---- planning (no writes) ---------------------------------------------------------------------
-
-def _supported() -> str:
-    exts = ", ".join(sorted(EXTENSIONS))
-    return (f"{exts} (txt, md, jsonl, csv and po may end in .gz or .zst; files without an "
-            "ending are read as plain text), or pass --format")
-
-
-def detect_format(path: str, forced: str = "auto") -> tuple[str, str | None] | None:
-    """(format, compression) of a file by its name, or None if the ending is unknown."""
-    name = posixpath.basename(path.rstrip("/")).lower()
-    compression = None
-    for suffix, comp in COMPRESSIONS.items():
-        if name.endswith(suffix):
-            compression, name = comp, name[: -len(suffix)]
-            break
-    if forced != "auto":
-        fmt = forced
-    else:
-        stem, dot, ext = name.rpartition(".")
-        if not dot or not stem:  # no ending at all: LICENSE, COPYING, copyright
-            fmt = "txt"
-        elif f".{ext}" in EXTENSIONS:
-            fmt = EXTENSIONS[f".{ext}"]
-        else:
-            return None
-    if compression and fmt not in COMPRESSIBLE:
-        return None
-    return fmt, compression
-
-
-def _fs_for(path: str):
-    import fsspec
-
-    fs, p = fsspec.core.url_to_fs(path)
-    return fs, p
-
-
-def expand_sources(spec: IngestSpec) -> tuple[list[tuple[str, str, str | None]], list[str]]:
-    """Every input file as (path or URI, format, compression), sorted; and skipped files."""
-    files: dict[str, tuple[str, str | None]] = {}
-    skipped: list[str] = []
-    for src in spec.sources:
-        remote = "://" in src
-        if _GLOB.search(src):
-            found = _glob(src, remote)
-            is_dir = True  # like a directory: unreadable matches are skipped, not fatal
-        elif remote:
-            fs, p = _fs_for(src)
-            proto = src.split("://", 1)[0]
-            if not fs.exists(p):
-                raise BadInputError(f"{src}: no such file or directory; check the --source path")
-            if fs.isdir(p):
-                found = [f"{proto}://{f}" for f in sorted(fs.find(p))]
-                is_dir = True
-            else:
-                found, is_dir = [src], False
-        else:
-            p = os.path.abspath(os.path.expanduser(src))
-            if not os.path.exists(p):
-                raise BadInputError(f"{src}: no such file or directory; check the --source path "
-                                    "(a file or a directory of text files)")
-            if os.path.isdir(p):
-                found = []
-                for root, dirs, names in os.walk(p):
-                    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                    found += [os.path.join(root, n) for n in sorted(names) if not n.startswith(".")]
-                is_dir = True
-            else:
-                found, is_dir = [p], False
-        n_before = len(files)
-        for f in found:
-            kind = detect_format(f, spec.format)
-            if kind is None:
-                if not is_dir:
-                    name = posixpath.basename(f)
-                    ext = "." + name.rsplit(".", 1)[-1] if "." in name else name
-                    raise BadInputError(f"{src}: unknown format {ext!r}; supported: {_supported()}")
-                skipped.append(f)
-                continue
-            files[f] = kind
-        if is_dir and len(files) == n_before:
-            what = "the pattern matches" if _GLOB.search(src) else "the directory holds"
-            raise BadInputError(f"{src}: {what} no file ingest can read; supported: "
-                                f"{_supported()}")
-    return [(p, *files[p]) for p in sorted(files)], skipped
-
-
-_GLOB = re.compile(r"[*?\[]")
-
-
-def _glob(src: str, remote: bool) -> list[str]:
-    """Files matched by a glob pattern (``**`` = any depth), sorted; hidden names excluded."""
-    if remote:
-        fs, p = _fs_for(src)
-        proto = src.split("://", 1)[0]
-        hits = [f"{proto}://{f}" for f in sorted(fs.glob(p)) if fs.isfile(f)]
-    else:
-        pattern = os.path.abspath(os.path.expanduser(src))
-        hits = sorted(f for f in glob.glob(pattern, recursive=True) if os.path.isfile(f))
-    if not hits:
-        raise BadInputError(f"{src}: the pattern matches no file; check the --source pattern")
-    return hits
-
 
 def _fingerprint(path: str, fmt: str, compression: str | None, unit_bytes: int
                  ) -> tuple[int, str, list[tuple[int, int]]]:
@@ -203,18 +96,21 @@ def _fingerprint(path: str, fmt: str, compression: str | None, unit_bytes: int
 
 def plan_ingest(spec: IngestSpec, progress: Progress = no_progress) -> IngestPlan:
     """Validate and fingerprint everything; derive the snapshot id. Writes nothing."""
+    progress(0, None, "listing sources")
     files, skipped = expand_sources(spec)
     resolved = spec.model_copy(update={"sources": [
         s if "://" in s else os.path.abspath(os.path.expanduser(s)) for s in spec.sources]})
     inputs: list[dict[str, Any]] = []
     units: list[IngestUnit] = []
     width = max(5, len(str(len(files))))
+    seen = 0
     for i, (path, fmt, comp) in enumerate(files):
-        progress(i, len(files), f"fingerprinting {posixpath.basename(path)}")
+        progress(seen, None, f"fingerprinting file {i + 1} of {len(files)}")
         try:
             size, digest, cuts = _fingerprint(path, fmt, comp, spec.unit_bytes)
         except OSError as e:
             raise BadInputError(f"{path}: cannot read it ({e}); check its permissions") from None
+        seen += size
         inputs.append({"path": path, "size": size, "xxh3_128": digest})
         bounds = [(0, 1), *cuts]
         for k, (start, first_line) in enumerate(bounds):
@@ -222,233 +118,13 @@ def plan_ingest(spec: IngestSpec, progress: Progress = no_progress) -> IngestPla
             units.append(IngestUnit(name=f"{i:0{width}d}-{k:04d}", path=path, format=fmt,
                                     compression=comp, size=size, start=start, end=end,
                                     first_line=first_line))
-    progress(len(files), len(files), "fingerprinted")
+    progress(seen, None, f"fingerprinted {len(files)} files")
     spec_dict = resolved.model_dump(mode="json")
     spec_hash = resolved.spec_hash()
     sid = stable_hash({"stage": STAGE, "version": INGEST_VERSION, "spec_hash": spec_hash,
                        "inputs": inputs}, n=20)
     return IngestPlan(snapshot_id=sid, corpus=spec.corpus, spec=spec_dict, spec_hash=spec_hash,
                       inputs=inputs, units=units, skipped=skipped)
-
-
-# ---- per-record processing ---------------------------------------------------------------------
-
-class _Batch:
-    """One processed batch: the kept rows as a table, and the rejects as columns."""
-
-    __slots__ = ("table", "rej", "reasons", "langs", "kept_bytes")
-
-    def __init__(self) -> None:
-        self.table: pa.Table | None = None
-        self.rej: dict[str, list] = {n: [] for n in REJECTS_SCHEMA.names}
-        self.reasons: Counter[str] = Counter()
-        self.langs: Counter[str] = Counter()
-        self.kept_bytes = 0
-
-    @property
-    def kept(self) -> int:
-        return 0 if self.table is None else self.table.num_rows
-
-    def reject(self, corpus: str, source: str, loc: str, reason: str, detail: str,
-               excerpt: str) -> None:
-        r = self.rej
-        r["corpus"].append(corpus)
-        r["source"].append(source)
-        r["location"].append(loc)
-        r["reason"].append(reason)
-        r["detail"].append(detail)
-        r["excerpt"].append(excerpt)
-        self.reasons[reason] += 1
-
-
-#: C0 control bytes other than \t and \n (\r included: line endings are rewritten with them).
-_C0_LUT = np.zeros(256, bool)
-_C0_LUT[[*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]] = True
-_EMPTY, _SHORT, _LONG, _ALPHA, _REPEAT, _SURROGATE = 1, 2, 3, 4, 5, 6
-_REASON = {_EMPTY: "empty", _SHORT: "too_short", _LONG: "too_long", _ALPHA: "low_alpha_fraction",
-           _REPEAT: "repeated_lines", _SURROGATE: "invalid_utf8"}
-
-
-def _control_rows(data_np: np.ndarray, offs: np.ndarray, n: int) -> np.ndarray:
-    """Rows holding a C0 control (other than \t, \n) or a C1 control (UTF-8 C2 80..C2 9F)."""
-    low = np.flatnonzero(data_np < 0x20)  # vector compares, not a fancy-indexed lookup
-    low = low[_C0_LUT[data_np[low]]]
-    pos = np.concatenate([low, np.flatnonzero(data_np == 0x7F)])
-    c2 = np.flatnonzero(data_np[:-1] == 0xC2)
-    if len(c2):
-        nxt = data_np[c2 + 1]
-        pos = np.concatenate([pos, c2[(nxt >= 0x80) & (nxt <= 0x9F)]])
-    rows = np.zeros(n, bool)
-    if len(pos):
-        rows[np.searchsorted(offs, pos, side="right") - 1] = True
-    return rows
-
-
-def _as_arrow(texts: Any) -> tuple[pa.Array, list[int]]:
-    """A large_string array of the texts, and the rows that had lone surrogates (blanked)."""
-    if isinstance(texts, (pa.Array, pa.ChunkedArray)):
-        arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-        return arr.cast(pa.large_string()), []
-    try:
-        return pa.array(texts, pa.large_string()), []
-    except (UnicodeEncodeError, pa.ArrowInvalid):
-        bad = []
-        clean = []
-        for i, t in enumerate(texts):
-            try:
-                t.encode("utf-8")
-                clean.append(t)
-            except UnicodeEncodeError:
-                bad.append(i)
-                clean.append("")
-        return pa.array(clean, pa.large_string()), bad
-
-
-def _buffers(arr: pa.Array) -> tuple[np.ndarray, memoryview, np.ndarray]:
-    """(offsets int64 [n+1], data buffer, data as uint8 up to the last row's end)."""
-    n = len(arr)
-    bufs = arr.buffers()
-    offs = np.frombuffer(bufs[1], np.int64)[arr.offset: arr.offset + n + 1]
-    data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
-    data_np = np.frombuffer(data, np.uint8)[: int(offs[-1])] if n else np.zeros(0, np.uint8)
-    return offs, data, data_np
-
-
-def process_records(records: Records, source: str, spec: IngestSpec) -> _Batch:
-    """Normalise, filter, identify and hash one batch of records.
-
-    Vectorised where it pays: Arrow kernels and one numpy pass over the data buffer find the
-    rows that are plain ASCII without control characters (already NFC/NFKC, nothing to
-    remove); those keep their Arrow bytes untouched. Only the other rows become Python strings
-    for ``unicodedata`` and the control-character regex, and only rows that changed are
-    re-encoded. Hashes are xxh3-128 per row over the UTF-8 bytes (buffer slices, no copies).
-    """
-    out = _Batch()
-    corpus = spec.corpus
-    for loc, reason, detail, excerpt in records.rejects:
-        out.reject(corpus, source, loc, reason, detail, excerpt)
-    n = len(records.text)
-    if n == 0:
-        return out
-    form = spec.normalization
-    arr, bad = _as_arrow(records.text)
-    offs, data, data_np = _buffers(arr)
-    o = offs.tolist()
-    lengths = np.diff(offs)
-    has_ctrl = _control_rows(data_np, offs, n)
-    non_ascii = ~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
-    dirty = non_ascii | has_ctrl
-    empty = pc.utf8_is_space(arr).to_numpy(zero_copy_only=False) | (lengths == 0)
-    n_bytes = lengths.copy()
-    n_chars = lengths.copy()
-    code = np.zeros(n, np.int8)
-    strs: dict[int, str] = {}  # decoded (normalised) text of the per-row rows
-    changed: dict[int, str] = {}
-    for i in np.flatnonzero(dirty).tolist():
-        s0 = str(data[o[i]:o[i + 1]], "utf-8")
-        s = normalise_text(s0, form, bool(has_ctrl[i]))
-        if s != s0:
-            changed[i] = s
-            n_bytes[i] = len(s.encode("utf-8"))
-        strs[i] = s
-        n_chars[i] = len(s)
-        empty[i] = not s or s.isspace()
-    for i in bad:
-        code[i] = _SURROGATE
-    code[(code == 0) & empty] = _EMPTY
-    code[(code == 0) & (n_chars < spec.min_chars)] = _SHORT
-    code[(code == 0) & (n_chars > spec.max_chars)] = _LONG
-
-    def text_of(i: int) -> str:
-        t = strs.get(i)
-        return t if t is not None else str(data[o[i]:o[i + 1]], "utf-8")
-
-    alpha: dict[int, float] = {}
-    if spec.min_alpha_fraction > 0.0:
-        for i in np.flatnonzero(code == 0).tolist():
-            af = alpha_fraction(text_of(i))
-            if af < spec.min_alpha_fraction:
-                code[i] = _ALPHA
-                alpha[i] = af
-    repeat: dict[int, float] = {}
-    if spec.max_repeated_line_fraction < 1.0:
-        for i in np.flatnonzero(code == 0).tolist():
-            rf = repeated_line_fraction(text_of(i))
-            if rf > spec.max_repeated_line_fraction:
-                code[i] = _REPEAT
-                repeat[i] = rf
-
-    for i in np.flatnonzero(code).tolist():
-        c = int(code[i])
-        loc = records.location[i]
-        if c == _SURROGATE:
-            out.reject(corpus, source, loc, "invalid_utf8", "lone surrogate in the text",
-                       excerpt_of(records.text[i].encode("utf-8", "replace")))
-            continue
-        detail = {
-            _EMPTY: "no text after normalisation",
-            _SHORT: f"{n_chars[i]} characters < min_chars {spec.min_chars}",
-            _LONG: f"{n_chars[i]} characters > max_chars {spec.max_chars}",
-            _ALPHA: f"alpha fraction {alpha.get(i, 0):.3f} < {spec.min_alpha_fraction}",
-            _REPEAT: f"repeated-line fraction {repeat.get(i, 0):.3f} > "
-                     f"{spec.max_repeated_line_fraction}",
-        }[c]
-        out.reject(corpus, source, loc, _REASON[c], detail, excerpt_of(text_of(i)))
-
-    kept = np.flatnonzero(code == 0)
-    if not len(kept):
-        return out
-    kept_list = kept.tolist()
-    if changed:
-        mask = np.zeros(n, bool)
-        idx = sorted(changed)
-        mask[idx] = True
-        arr = pc.replace_with_mask(arr, pa.array(mask),
-                                   pa.array([changed[i] for i in idx], pa.large_string()))
-    text_kept = arr.take(pa.array(kept, pa.int64())) if len(kept) < n else arr
-    k_offs, k_data, _ = _buffers(text_kept)
-    h128 = xxhash.xxh3_128_hexdigest
-    ko = k_offs.tolist()
-    hashes = [h128(k_data[ko[j]:ko[j + 1]]) for j in range(len(kept_list))]
-    prefix = f"{corpus}\x00{source}\x00".encode("utf-8", "surrogatepass")
-    locs = [records.location[i] for i in kept_list]
-    doc_ids = [h128(prefix + loc.encode("utf-8", "surrogatepass")) for loc in locs]
-
-    forced = spec.lang
-    src_langs = records.lang
-    langs: list[str] = []
-    scores: list[float | None] = []
-    for i in kept_list:
-        lang = forced or src_langs[i]
-        score = None
-        if lang is None:
-            if spec.lang_id:
-                lang, score = identify(text_of(i), spec.lang_id_min_score, spec.lang_id_chars,
-                                           spec.lang_id_backend)
-            else:
-                lang = UNDETERMINED
-        langs.append(lang)
-        scores.append(score)
-    k = len(kept_list)
-    kept_nb = n_bytes[kept]
-    out.table = pa.Table.from_arrays([
-        pa.array(doc_ids, pa.string()),
-        pa.array([corpus] * k, pa.string()),
-        pa.array([source] * k, pa.string()),
-        pa.array([records.source_id[i] for i in kept_list], pa.string()),
-        pa.array(locs, pa.string()),
-        pa.array(langs, pa.string()),
-        pa.array(scores, pa.float32()),
-        pa.array([records.align_key[i] for i in kept_list], pa.string()),
-        text_kept,
-        pa.array(kept_nb, pa.int64()),
-        pa.array(n_chars[kept], pa.int64()),
-        pa.array(hashes, pa.string()),
-        pa.array([records.flags[i] for i in kept_list], pa.list_(pa.string())),
-    ], schema=CORPUS_SCHEMA)
-    out.langs.update(langs)
-    out.kept_bytes = int(kept_nb.sum())
-    return out
 
 
 def _table(cols: dict[str, list], schema: pa.Schema) -> pa.Table:
@@ -478,20 +154,31 @@ def ingest_unit(ws: Workspace, plan: IngestPlan, unit: IngestUnit,
     reasons: Counter[str] = Counter()
     langs: Counter[str] = Counter()
     unit_bytes = (unit.end if unit.end is not None else unit.size) - unit.start
+    name = posixpath.basename(unit.path)
+    before = 0  # bytes of the unit done before the current batch
     try:
         for records, done_bytes in read_unit(unit, spec):
-            read += records.size
-            b = process_records(records, unit.path, spec)
-            if b.table is not None:
-                writer.write(b.table)
-            if b.rej["reason"]:
-                writer.write_extra(REJECTS, _table(b.rej, REJECTS_SCHEMA))
-            kept += b.kept
-            rejected += len(b.rej["reason"])
-            reasons.update(b.reasons)
-            langs.update(b.langs)
-            kept_bytes += b.kept_bytes
-            progress(done_bytes, unit_bytes, posixpath.basename(unit.path))
+            # processed in pieces so that progress moves every PROGRESS_RECORDS records (language
+            # id of a reader batch can take seconds); written as one table per reader batch
+            pieces = records.split(PROGRESS_RECORDS)
+            tables = []
+            for k, piece in enumerate(pieces, 1):
+                read += piece.size
+                b = process_records(piece, unit.path, spec)
+                if b.table is not None:
+                    tables.append(b.table)
+                if b.rej["reason"]:
+                    writer.write_extra(REJECTS, _table(b.rej, REJECTS_SCHEMA))
+                kept += b.kept
+                rejected += len(b.rej["reason"])
+                reasons.update(b.reasons)
+                langs.update(b.langs)
+                kept_bytes += b.kept_bytes
+                progress(before + (done_bytes - before) * k / len(pieces), unit_bytes,
+                         f"{name}: {read:,} records")
+            if tables:
+                writer.write(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
+            before = done_bytes
         if read != kept + rejected:
             raise InvariantError(f"{unit.path} (unit {unit.name}): read {read} != kept {kept} "
                                  f"+ rejected {rejected}")
@@ -540,7 +227,7 @@ def commit_ingest(ws: Workspace, plan: IngestPlan, infos: list[dict[str, Any]]) 
         "langs": dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0]))),
         "kept_bytes": sum(i["kept_bytes"] for i in ordered),
         "files": len(plan.inputs),
-        "skipped_files": plan.skipped[:1000],
+        "skipped_files": [s.model_dump() for s in plan.skipped],
         "sources": list(per_source.values()),
     }
     manifest = commit_parts(
@@ -576,6 +263,8 @@ def result_of(snap: Snapshot, reused: bool) -> IngestResult:
         kept_bytes=m.stats.get("kept_bytes", 0),
         langs=m.stats.get("langs", {}),
         sources=[SourceCounts(**s) for s in m.stats.get("sources", [])],
+        skipped=[SkippedFile(path=s, reason="unknown ending") if isinstance(s, str)
+                 else SkippedFile(**s) for s in m.stats.get("skipped_files", [])],
     )
 
 
@@ -600,11 +289,11 @@ def ingest(ws: Workspace, spec: IngestSpec, progress: Progress = no_progress,
     """Ingest ``spec.sources`` into a snapshot of ``spec.corpus`` (or return the committed one).
 
     ``workers`` > 1 runs units on that many threads (default: one per core when the plan has
-    several units and at least 64 MB). The heavy parts - pyarrow's JSON parser, the Parquet
+    several units and at least 64 MB). The heavy parts - JSON parsing, the Parquet
     writer, compression, numpy screening, hashing - release the GIL, so threads overlap them
     without the start-up cost of processes. The snapshot is the same for any number.
     """
-    plan = plan_ingest(spec)
+    plan = plan_ingest(spec, progress)
     reused = reuse_if_committed(ws, plan)
     if reused is not None:
         progress(1, 1, "reused")

@@ -18,6 +18,7 @@ list. Rules, all deterministic (no RNG state, only hashes of ids):
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import posixpath
 from collections.abc import Callable, Iterator
@@ -32,8 +33,11 @@ from tokenfoundry.schemas.train import SnapshotRef, TrainSpec
 from tokenfoundry.storage import catalog
 from tokenfoundry.storage.splits import bucket, heldout_sql
 from tokenfoundry.storage.workspace import Snapshot, Workspace, check_name
+from tokenfoundry.schemas.ingest import IngestSpec, IngestUnit
+from tokenfoundry.tasks.ingest.readers import read_unit
+from tokenfoundry.tasks.ingest.sources import expand_sources
 
-_TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".rst", ".py", ""}
+_log = logging.getLogger(__name__)
 _KEY_HEX = 15  # hex digits of the sampling key (fits a signed 64-bit integer)
 
 
@@ -56,6 +60,7 @@ class Source:
     fs: Any = None  # fsspec filesystem of the files (None = local)
     columns: set[str] = field(default_factory=set)
     ref: SnapshotRef | None = None
+    formats: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # text: reader
 
     def doc_id_sql(self) -> str:
         return "doc_id" if "doc_id" in self.columns else "(filename || ':' || file_row_number)"
@@ -68,34 +73,40 @@ class Source:
 
 
 def resolve_sources(ws: Workspace, spec: TrainSpec) -> list[Source]:
-    """Turn ``spec.corpora`` into sources; BadInputError for missing/empty inputs."""
+    """Turn ``spec.corpora`` into sources; BadInputError for missing/empty inputs.
+
+    A PATH that is (or holds) Parquet is read as Parquet; any other PATH is read by ingest's
+    readers with ingest's walk and format rules (``tasks.ingest.sources``): txt/md and other
+    text files one document per file, jsonl/csv one per record, po/mo one per translation.
+    """
     import pyarrow.parquet as pq
 
     sources: list[Source] = []
     for item in spec.corpora:
         p = Path(item)
         if p.exists():
-            if p.is_dir():
-                parquet = sorted(str(x) for x in p.rglob("*.parquet"))
-                files = parquet or sorted(str(x) for x in p.rglob("*") if x.is_file()
-                                          and x.suffix.lower() in _TEXT_SUFFIXES
-                                          and not x.name.startswith("."))
-            else:
-                files = [str(p)]
-            if not files:
-                raise BadInputError(f"corpora: {item}: no Parquet or text files inside; point "
-                                    "at a Parquet file/dir with a 'text' column or text files")
             label = p.stem or p.name
-            if files[0].endswith(".parquet"):
-                cols = set(pq.read_schema(files[0]).names)
+            parquet = sorted(str(x) for x in p.rglob("*.parquet")) if p.is_dir() else \
+                ([str(p)] if p.suffix.lower() in (".parquet", ".pq") else [])
+            if parquet:
+                cols = set(pq.read_schema(parquet[0]).names)
                 if "text" not in cols:
-                    raise BadInputError(f"corpora: {files[0]}: no 'text' column (has "
+                    raise BadInputError(f"corpora: {parquet[0]}: no 'text' column (has "
                                         f"{sorted(cols)}); ingest it or rename the column")
-                sources.append(Source(label, "parquet", files, None, cols,
+                sources.append(Source(label, "parquet", parquet, None, cols,
                                       SnapshotRef(corpus=label, path=str(p))))
-            else:
-                sources.append(Source(label, "text", files, None, set(),
-                                      SnapshotRef(corpus=label, path=str(p))))
+                continue
+            try:
+                files, skipped = expand_sources(_text_spec(p), option="corpora")
+            except BadInputError as e:
+                raise BadInputError(f"corpora: {e}; point at a Parquet file/dir with a 'text' "
+                                    "column or text files") from None
+            if skipped:
+                _log.warning("corpora: %s: %d file(s) not read (e.g. %s: %s)", item,
+                             len(skipped), skipped[0].path, skipped[0].reason)
+            sources.append(Source(label, "text", [f for f, _fmt, _c in files], None, set(),
+                                  SnapshotRef(corpus=label, path=str(p)),
+                                  formats={f: (fmt, c) for f, fmt, c in files}))
             continue
         if "/" in item or item.endswith((".parquet", ".txt")):
             raise BadInputError(f"corpora: {item}: no such file or directory")
@@ -163,10 +174,8 @@ def _meta_sql(con, sources: list[Source]) -> str:
             parts.append(f"SELECT '{label}' AS corpus, {s.doc_id_sql()} AS doc_id, "
                          f"{s.lang_sql()} AS lang, {s.bytes_sql()}::BIGINT AS n_bytes FROM {src}")
         else:
-            tbl = pa.table({"doc_id": s.files,
-                            "n_bytes": [os.path.getsize(f) for f in s.files]})
-            con.register(f"_text_{i}", tbl)
-            parts.append(f"SELECT '{label}' AS corpus, doc_id, 'und' AS lang, n_bytes "
+            con.register(f"_text_{i}", _text_meta(s))
+            parts.append(f"SELECT '{label}' AS corpus, doc_id, lang, n_bytes "
                          f"FROM _text_{i}")
     return " UNION ALL ".join(parts)
 
@@ -266,6 +275,54 @@ def _first_fit(keys, sizes, target_bytes: float, target_docs: float,
     return thr, frozenset(skipped)
 
 
+#: Longest training document read from a text PATH (characters; ingest's reader limit).
+TEXT_MAX_CHARS = 10_000_000
+
+
+def _text_spec(path: Path) -> IngestSpec:
+    """How a text PATH corpus is read: ingest's readers, bad bytes repaired (U+FFFD)."""
+    return IngestSpec(corpus="train", sources=[str(path)], utf8="repair", lang_id=False,
+                      max_chars=TEXT_MAX_CHARS)
+
+
+def _read_text_source(source: Source, batch_size: int
+                      ) -> Iterator[tuple[list[str], list[str], list[str], list[tuple]]]:
+    """(doc_ids, langs, texts, rejects) per reader batch of a text source, in file order.
+
+    A whole-file document's id is its path (as before); a record's is ``path:location``.
+    """
+    spec = _text_spec(Path(source.ref.path if source.ref and source.ref.path else "."))
+    spec = spec.model_copy(update={"batch_rows": batch_size})
+    for f in source.files:
+        fmt, comp = source.formats.get(f, ("txt", None))
+        unit = IngestUnit(name="00000-0000", path=f, format=fmt, compression=comp,
+                          size=os.path.getsize(f))
+        for batch, _ in read_unit(unit, spec):
+            ids = [f if loc == "file" else f"{f}:{loc}" for loc in batch.location]
+            yield ids, [x or "und" for x in batch.lang], batch.text, batch.rejects
+
+
+def _text_meta(source: Source) -> pa.Table:
+    """(doc_id, lang, n_bytes) of every document of a text source (one reading pass); the
+    reader's rejects are counted and logged, so nothing is left out without a word."""
+    ids: list[str] = []
+    langs: list[str] = []
+    sizes: list[int] = []
+    rejects: dict[str, int] = {}
+    for b_ids, b_langs, texts, rej in _read_text_source(source, 8192):
+        ids += b_ids
+        langs += b_langs
+        sizes += [len(t.encode("utf-8", "replace")) for t in texts]
+        for r in rej:
+            rejects[r[1]] = rejects.get(r[1], 0) + 1
+    if rejects:
+        _log.warning("corpora: %s: %d record(s) not read (%s); `tokenfoundry ingest` it to see "
+                     "them in a rejects table", source.label, sum(rejects.values()),
+                     ", ".join(f"{k} {v}" for k, v in sorted(rejects.items())))
+    return pa.table({"doc_id": pa.array(ids, pa.string()), "lang": pa.array(langs, pa.string()),
+                     "n_bytes": pa.array(sizes, pa.int64())})
+
+
 @dataclass
 class StreamStats:
     docs: dict[str, int] = field(default_factory=dict)
@@ -290,10 +347,9 @@ def _iter_rows(source: Source, batch_size: int) -> Iterator[tuple[list, list, li
     import pyarrow.parquet as pq
 
     if source.kind == "text":
-        for i in range(0, len(source.files), batch_size):
-            chunk = source.files[i:i + batch_size]
-            texts = [Path(f).read_bytes().decode("utf-8", errors="replace") for f in chunk]
-            yield chunk, ["und"] * len(chunk), texts, None
+        for ids, langs, texts, _rejects in _read_text_source(source, batch_size):
+            if ids:
+                yield ids, langs, texts, None
         return
     cols = ["text"] + [c for c in ("doc_id", "lang", "n_bytes") if c in source.columns]
     for path in source.files:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_strict_exits_1_after_writing(tmp_path, src):
 
 @pytest.mark.parametrize("args,needle", [
     (["--source", "/nonexistent/path"], "no such file"),
-    (["--source", __file__], "unknown format '.py'"),
+    (["--source", os.path.realpath(sys.executable)], "and not text: NUL bytes"),  # ELF
     (["--source", str(LICENCES), "--utf8", "ignore"], "utf8"),
     (["--source", str(LICENCES), "--min-chars", "0"], "min_chars"),
 ])
@@ -76,3 +77,26 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, needle):
 def test_help_has_an_example():
     p = _run("ingest", "--help")
     assert p.returncode == 0 and "tokenfoundry ingest --corpus legal --source" in p.stdout
+
+
+def test_common_licenses_are_all_records_and_skips_are_listed(tmp_path):
+    """Apache-2.0, MPL-2.0, ... are records; the symlinks are listed in --json and the summary."""
+    if not (LICENCES / "Apache-2.0").exists():
+        pytest.skip("needs /usr/share/common-licenses")
+    args = ("ingest", "--corpus", "legal", "--source", str(LICENCES), "-w", str(tmp_path / "ws"),
+            "--no-lang-id")
+    p = _run(*args, "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    kept = {Path(s["source"]).name: s["kept"] for s in out["sources"]}
+    for name in ("Apache-2.0", "MPL-2.0", "CC0-1.0", "GFDL-1.2", "GFDL-1.3", "LGPL-2.1",
+                 "MPL-1.1"):
+        assert kept[name] == 1
+    links = sorted(p.name for p in LICENCES.iterdir() if p.is_symlink())
+    assert sorted(Path(s["path"]).name for s in out["skipped"]) == links
+    assert all(set(s) == {"path", "reason"} for s in out["skipped"])
+    assert len(kept) + len(links) == len(list(LICENCES.iterdir()))  # every entry accounted for
+    human = _run(*args)
+    assert human.returncode == 0 and f"skipped {len(links)} file(s)" in human.stdout
+    if links:
+        assert f"{LICENCES / links[0]}: same file as" in human.stdout

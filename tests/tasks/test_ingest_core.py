@@ -44,7 +44,7 @@ def sources(tmp_path):
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size * 2 // 3])
     half = fx.write_parquet(d / "half.parquet", paras[:50])
     half.write_bytes(half.read_bytes()[:1000])
-    (d / "notes.rst").write_text("skipped: unknown ending inside a directory")
+    (d / "notes.rst").write_text("An unknown ending, text inside: read as plain text.")
     return d
 
 
@@ -62,7 +62,10 @@ def test_mixed_sources_balance_and_follow_the_schemas(workspace, sources):
     assert r.rejects_by_reason["truncated"] == 1  # the cut zstd stream
     assert r.rejects_by_reason["corrupt_file"] == 1  # half a Parquet file
     assert r.rejects_by_reason["missing_field"] == 1  # the csv has "body", not "text"
-    assert r.files == 8 and not r.reused
+    # Apache-2.0 ('.0' is no format) and notes.rst are text: read as plain text, not skipped
+    assert by_src[str(sources / "licences" / "Apache-2.0")].kept == 1
+    assert by_src[str(sources / "notes.rst")].kept == 1
+    assert r.files == 10 and not r.reused and r.skipped == []
     docs = ds.dataset(r.dataset_path, format="parquet").to_table()  # the dir reads as documents
     assert docs.schema == CORPUS_SCHEMA and docs.num_rows == r.kept
     rej = ds.dataset(r.rejects_path, format="parquet").to_table()
@@ -135,12 +138,12 @@ def test_bad_input_fails_before_any_write(tmp_path, workspace, sources):
     with pytest.raises(BadInputError, match="no such file"):
         core.ingest(workspace, IngestSpec(corpus="x", sources=[str(tmp_path / "missing")]))
     odd = tmp_path / "data.xlsx"
-    odd.write_bytes(b"PK")
-    with pytest.raises(BadInputError, match=r"unknown format '\.xlsx'.*\.jsonl"):
+    odd.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" * 8)  # a zip
+    with pytest.raises(BadInputError, match=r"unknown ending '\.xlsx' and not text.*\.jsonl"):
         core.ingest(workspace, IngestSpec(corpus="x", sources=[str(sources), str(odd)]))
     empty = tmp_path / "empty"
     empty.mkdir()
-    (empty / "a.rst").write_text("x")
+    (empty / "a.xlsx").write_bytes(odd.read_bytes())
     with pytest.raises(BadInputError, match="no file ingest can read"):
         core.ingest(workspace, IngestSpec(corpus="x", sources=[str(empty)]))
     with pytest.raises(BadInputError, match="min_chars"):
@@ -266,8 +269,8 @@ def test_glob_sources_pick_only_matching_files(workspace, tmp_path):
         core.ingest(workspace, IngestSpec(corpus="c", sources=[str(tmp_path / "x*" / "y")]))
 
 
-def test_jsonl_fast_path_equals_the_per_line_path(workspace, tmp_path, monkeypatch):
-    """pyarrow parses clean blocks; orjson line by line must give the very same snapshot."""
+def test_jsonl_records_normalised_in_the_snapshot(workspace, tmp_path):
+    """Real paragraphs and catalog messages through the one JSONL path: values as written."""
     from tokenfoundry.tasks.ingest import readers
 
     paras = fx.licence_paragraphs()
@@ -280,13 +283,11 @@ def test_jsonl_fast_path_equals_the_per_line_path(workspace, tmp_path, monkeypat
     p.write_text("".join(json.dumps({"id": i, "text": t, "lang": "und" if i % 2 else ""}) + "\n"
                          for i, t in enumerate(texts)))
     spec = IngestSpec(corpus="fast", sources=[str(p)], lang_id=False)
-    fast = core.ingest(workspace, spec)
-    monkeypatch.setattr(readers, "_jsonl_fast", lambda *a, **k: None)
-    slow = core.ingest(Workspace(tmp_path / "slow"), spec)
-    t1 = ds.dataset(fast.dataset_path).to_table()
-    t2 = ds.dataset(slow.dataset_path).to_table()
-    assert t1.equals(t2) and t1.num_rows == len(texts)
+    r = core.ingest(workspace, spec)
+    t1 = ds.dataset(r.dataset_path).to_table()
+    assert t1.num_rows == len(texts) and r.rejected == 0
     rows = t1.to_pylist()
+    assert [x["text"] for x in rows[:len(paras)]] == [normalise_text(t) for t in paras]
     assert rows[-4]["text"] == "caf\u00e9 au lait" and rows[-3]["text"] == "tab\there\nCRLF"
     assert rows[-2]["text"] == "bell" and rows[-1]["text"] == "xy"
     assert rows[0]["source_id"] == "0" and rows[0]["lang"] == "und" and rows[1]["lang"] == "und"

@@ -25,7 +25,7 @@ def _read(path: Path, fmt: str, compression: str | None = None, **kw) -> Records
                       size=path.stat().st_size)
     out = Records()
     for b, _ in read_unit(unit, spec):
-        texts = b.text if isinstance(b.text, list) else b.text.to_pylist()  # arrow fast path
+        texts = b.text
         for i in range(len(texts)):
             out.add(b.location[i], texts[i], b.source_id[i], b.lang[i], b.align_key[i],
                     b.flags[i])

@@ -296,7 +296,7 @@ class HFAdapter(TokenizerAdapter):
         self.reference = tok if ref == cfg else Tokenizer.from_str(json.dumps(ref))
         self.vocab_size = int(tok.get_vocab_size(with_added_tokens=True))
         unk = model.get("unk_token")
-        self.unk_id = tok.token_to_id(unk) if unk else None
+        self.unk_id = tok.token_to_id(unk) if unk else model.get("unk_id")  # Unigram: unk_id
 
     def encode_batch(self, texts: list[str], threads: int = 0, offsets: bool = False) -> Encoded:
         t0 = time.perf_counter()

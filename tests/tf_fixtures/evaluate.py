@@ -66,7 +66,7 @@ def continued_word_flags(pool, adapter, enc) -> list[bool]:
     obvious reference for the evaluator's passes)."""
     import bisect
 
-    surfaces = adapter.table[0]
+    surfaces = adapter.surfaces
     flags: list[bool] = []
     for d in range(pool.n_docs):
         starts, pos = [], int(pool.doc_byte_start[d])

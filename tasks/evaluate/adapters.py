@@ -135,12 +135,10 @@ class TokenizerAdapter:
         """The bytes a regular token stands for; None for special/control tokens."""
         raise NotImplementedError
 
-    def reach_string(self, token_id: int, surface: bytes) -> str | None:
-        """The text that must encode to exactly this token (None: not checkable on its own)."""
-        try:
-            return surface.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+    def reach_string(self, token_id: int, text: str) -> str | None:
+        """The string that must encode to exactly this token, given the text its bytes spell
+        (None: not checkable on its own)."""
+        return text
 
     @cached_property
     def surfaces(self) -> list[bytes | None]:
@@ -166,16 +164,17 @@ class TokenizerAdapter:
         of a text (``\\s+(?!\\S)``) but not before a digit, where SuperBPE's superwords such as
         " and " form."""
         ids, strings, partial = [], [], 0
-        skip = self.special_mask | self.byte_fallback_mask
+        skip = (self.special_mask | self.byte_fallback_mask).tolist()
+        plain = type(self).reach_string is TokenizerAdapter.reach_string
         for i, s in enumerate(self.surfaces):
-            if skip[i] or s is None or i == self.unk_id:
+            if skip[i] or i == self.unk_id:
                 continue
             try:
-                s.decode("utf-8")
+                text = s.decode("utf-8")
             except UnicodeDecodeError:
                 partial += 1
                 continue
-            text = self.reach_string(i, s)
+            text = text if plain else self.reach_string(i, text)
             if text:
                 ids.append(i)
                 strings.append(text)
@@ -362,7 +361,7 @@ class HFAdapter(TokenizerAdapter):
             return s[2:].encode("utf-8")
         return s.replace("\u2581", " ").encode("utf-8")
 
-    def reach_string(self, token_id: int, surface: bytes) -> str | None:
+    def reach_string(self, token_id: int, text: str) -> str | None:
         """WordPiece "##" pieces and sentencepiece-style pieces without "▁" only occur inside a
         word (not checkable alone); a "▁" piece of a tokenizer that prepends "▁" itself (the
         sentencepiece conversion) is reached by the word without its space."""
@@ -371,7 +370,7 @@ class HFAdapter(TokenizerAdapter):
             return None
         if self.prepends:
             return s[1:] if s.startswith("\u2581") and len(s) > 1 else None
-        return super().reach_string(token_id, surface)
+        return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,7 +425,7 @@ class SentencePieceAdapter(TokenizerAdapter):
             return bytes([int(self.sp.id_to_piece(i)[3:5], 16)])
         return self.sp.id_to_piece(i).replace("\u2581", " ").encode("utf-8")
 
-    def reach_string(self, token_id: int, surface: bytes) -> str | None:
+    def reach_string(self, token_id: int, text: str) -> str | None:
         piece = self.sp.id_to_piece(token_id)
         return piece[1:] if piece.startswith("\u2581") else None
 

@@ -148,7 +148,8 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> 
     regular = ~adapter.special_mask
 
     decoded = adapter.decode_batch(enc.lists())
-    bad = [d for d, (got, doc) in enumerate(zip(decoded, pool.docs)) if got != adapter.expected(doc)]
+    bad = [d for d, (got, doc) in enumerate(zip(decoded, pool.docs))
+           if got != adapter.expected(doc)]
     doc_cont, known = continued_per_doc(adapter, pool, enc, exact)
 
     observed = freq[regular][freq[regular] > 0]

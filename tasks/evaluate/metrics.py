@@ -158,7 +158,8 @@ def renyi_entropy(counts: np.ndarray, alpha: float) -> float:
     return float((np.log2(np.power(c, alpha).sum()) - alpha * np.log2(n)) / (1.0 - alpha))
 
 
-def renyi_efficiency(counts: np.ndarray, alpha: float, vocab_size: int | None = None) -> float | None:
+def renyi_efficiency(counts: np.ndarray, alpha: float, vocab_size: int | None = None
+                     ) -> float | None:
     """H_α / log2 |V|; |V| defaults to the number of observed types (tokenization-scorer)."""
     v = int(np.count_nonzero(counts)) if vocab_size is None else int(vocab_size)
     return renyi_entropy(counts, alpha) / float(np.log2(v)) if v > 1 else None

@@ -392,10 +392,11 @@ class SentencePieceAdapter(TokenizerAdapter):
         self.unk_id = unk if unk >= 0 else None
         self.vocab_size = int(self.sp.get_piece_size())
         self.normalizer = self.sp
+        self.dummy_prefix = self.sp.normalize("a").startswith("\u2581")
         if "A" not in self.sp.normalize("A"):  # case folding (nfkc_cf): leave it out
             self.normalizer = spm.SentencePieceNormalizer(
                 rule_name="nfkc" if "A" in self.sp.normalize("Ａ").upper() else "identity",
-                add_dummy_prefix=self.sp.normalize("a").startswith("\u2581"),
+                add_dummy_prefix=self.dummy_prefix,
                 remove_extra_whitespaces="\u2581\u2581" not in self.sp.normalize("a  b"),
                 escape_whitespaces=True)
 
@@ -409,7 +410,7 @@ class SentencePieceAdapter(TokenizerAdapter):
 
     def expected(self, text: str) -> str:
         n = self.normalizer.normalize(text).replace("\u2581", " ")
-        return n[1:] if n.startswith(" ") and self.sp.normalize("a").startswith("\u2581") else n
+        return n[1:] if n.startswith(" ") and self.dummy_prefix else n
 
     @cached_property
     def byte_fallback_mask(self) -> np.ndarray:

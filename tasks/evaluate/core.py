@@ -68,14 +68,16 @@ def load_all(spec: EvaluateSpec) -> tuple[list[TokenizerAdapter], list[Tokenizer
     # A reference named as a candidate is evaluated once, as the candidate.
     cand_sources = {ad.source for ad in cands}
     refs = [ad for ad in (load_reference(r) for r in refs_needed) if ad.source not in cand_sources]
-    seen: dict[str, int] = {}
-    for ad in cands + refs:
-        if ad.name in seen:
-            seen[ad.name] += 1
-            ad.name = f"{ad.name}#{seen[ad.name]}"
-        else:
-            seen[ad.name] = 1
+    _unique_names(cands + refs)
     return cands, refs
+
+
+def _unique_names(items: list) -> None:
+    """Give the second, third ... item of a name the suffix #2, #3 ..."""
+    seen: dict[str, int] = {}
+    for it in items:
+        seen[it.name] = seen.get(it.name, 0) + 1
+        it.name = it.name if seen[it.name] == 1 else f"{it.name}#{seen[it.name]}"
 
 
 def load_texts(spec: EvaluateSpec) -> list[TextSet]:
@@ -83,25 +85,13 @@ def load_texts(spec: EvaluateSpec) -> list[TextSet]:
     for corpus in spec.corpora:
         sets.append(read_heldout(spec.workspace or ".", corpus, spec.holdout_fraction or 0.0,
                                  spec.corpus_ref, max_docs=spec.max_docs))
-    names: dict[str, int] = {}
-    for ts in sets:  # unique dataset names
-        if ts.name in names:
-            names[ts.name] += 1
-            ts.name = f"{ts.name}#{names[ts.name]}"
-        else:
-            names[ts.name] = 1
+    _unique_names(sets)
     return sets
 
 
 def pool_from_sets(sets: list[TextSet]) -> M.TextPool:
-    docs: list[str] = []
-    langs: list[str] = []
-    ds: list[int] = []
-    for i, ts in enumerate(sets):
-        docs += ts.docs
-        langs += ts.langs
-        ds += [i] * len(ts.docs)
-    return M.build_pool(docs, langs, ds, [ts.name for ts in sets])
+    return M.build_pool([d for ts in sets for d in ts.docs], [lg for ts in sets for lg in ts.langs],
+                        [i for i, ts in enumerate(sets) for _ in ts.docs], [ts.name for ts in sets])
 
 
 # ---------------------------------------------------------------------------------------------

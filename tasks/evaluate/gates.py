@@ -15,6 +15,12 @@ from typing import Any
 from tokenfoundry.schemas.errors import BadInputError, GateFailed
 from tokenfoundry.schemas.evaluate import GATE_KEYED, GateResult, parse_gate
 
+#: Counts a gate reports "of N": metric -> (the TokenizerMetrics field with N, what is counted).
+COUNT_DENOMINATORS = {"roundtrip_errors": ("roundtrip_checked_docs", "documents"),
+                      "unreachable_tokens": ("vocab_size", "tokens"),
+                      "never_produced_tokens": ("vocab_size", "tokens"),
+                      "partial_utf8_tokens": ("vocab_size", "tokens")}
+
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
         "==": operator.eq, "!=": operator.ne}
 
@@ -31,9 +37,13 @@ def parse_gates(gates: list[str]) -> list:
 
 
 def check_gates(metrics: dict[str, Any], gates: list[str]) -> list[GateResult]:
-    """Judge ``gates`` on one tokenizer's metrics (a TokenizerMetrics dump or any dict)."""
+    """Judge ``gates`` on one tokenizer's metrics (a TokenizerMetrics dump or any dict). Each
+    result carries op, threshold, value and, for counts, the denominator."""
     results = []
     for gate in parse_gates(gates):
+        field, unit = COUNT_DENOMINATORS.get(gate.metric, (None, None))
+        of = {"denominator": metrics.get(field), "unit": unit} if metrics.get(field) is not None \
+            else {}
         if gate.key is not None:
             table = metrics.get(GATE_KEYED[gate.metric]) or {}
             value = table.get(gate.key)
@@ -45,14 +55,15 @@ def check_gates(metrics: dict[str, Any], gates: list[str]) -> list[GateResult]:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             results.append(GateResult(expr=gate.expr, metric=gate.metric, key=gate.key, op=gate.op,
                                       threshold=gate.threshold, value=None, passed=False,
-                                      reason=missing or f"{gate.label} is not a number"))
+                                      reason=missing or f"{gate.label} is not a number", **of))
             continue
         passed = bool(_OPS[gate.op](float(value), gate.threshold))
         results.append(GateResult(
             expr=gate.expr, metric=gate.metric, key=gate.key, op=gate.op, threshold=gate.threshold,
-            value=float(value), passed=passed,
-            reason="" if passed else f"{gate.label} = {float(value):.6g}, needs {gate.op} "
-                                     f"{gate.threshold:g}"))
+            value=float(value), passed=passed, **of,
+            reason="" if passed else f"{gate.label} = {float(value):.6g}"
+            + (f" of {of['denominator']} {unit}" if of else "")
+            + f", needs {gate.op} {gate.threshold:g}"))
     return results
 
 

@@ -25,7 +25,6 @@ import xxhash
 
 from tokenfoundry.schemas.errors import BadInputError
 from tokenfoundry.tasks.evaluate.adapters import Encoded, TokenizerAdapter
-from tokenfoundry.tasks.evaluate.metrics import per_doc_sum
 
 PARALLEL_SCHEMA = pa.schema([
     pa.field("seg_id", pa.string(), nullable=False),
@@ -168,18 +167,10 @@ def unk_char_share(adapter: TokenizerAdapter, enc: Encoded, texts: list[str]) ->
     share = np.zeros(len(texts), dtype=np.float64)
     if adapter.unk_id is None or len(enc.ids) == 0:
         return share
-    is_unk = enc.ids == adapter.unk_id
-    if not is_unk.any():
-        return share
-    per_doc = per_doc_sum(is_unk.astype(np.int64), enc.offsets)
-    docs = np.flatnonzero(per_doc)
-    for d in docs:
-        ids = enc.doc(int(d))
-        rest = ids[ids != adapter.unk_id]
-        sub = Encoded(ids=rest, offsets=np.array([0, len(rest)], dtype=np.int64), seconds=0.0)
-        decoded = adapter.decode_batch(sub, [0])[0] if len(rest) else ""
-        norm = adapter.normalize(texts[int(d)])
-        n = max(len(norm), 1)
+    docs = np.unique(np.repeat(np.arange(len(texts)), enc.counts)[enc.ids == adapter.unk_id])
+    rest = [[t for t in ids if t != adapter.unk_id] for ids in enc.lists(docs.tolist())]
+    for d, decoded in zip(docs.tolist(), adapter.decode_batch(rest)):
+        n = max(len(adapter.normalize(texts[d])), 1)
         share[d] = max(0.0, 1.0 - len(decoded.strip()) / n)
     return share
 
@@ -204,7 +195,7 @@ def token_premium(seg_ids: list[str], langs: list[str], counts: np.ndarray,
                   ) -> tuple[dict[str, float], dict[str, int], dict[str, int]]:
     """Premium per language vs ``pivot``; also pairs used and pairs dropped for UNK, per language.
 
-    Vectorised: segment ids and languages become integer codes (``codes``: a precomputed
+    Segment ids and languages become integer codes (``codes``: a precomputed
     :func:`segment_codes` of the same rows); sums are bincounts.
     """
     seg_u, seg_code, lang_u, lang_code, keep = codes or segment_codes(seg_ids, langs)
@@ -214,14 +205,6 @@ def token_premium(seg_ids: list[str], langs: list[str], counts: np.ndarray,
     counts = np.asarray(counts, dtype=np.float64)
     unk_share = np.asarray(unk_share)
     n_l = len(lang_u)
-    if not (unk_share > max_unk_share).any():  # no pair dropped: which pairs count is text-side
-        rows, lang_rows, pivot_rows = _pair_plan(seg_u, seg_code, lang_code, keep, p)
-        sum_l = np.bincount(lang_rows, weights=counts[rows], minlength=n_l)
-        sum_p = np.bincount(lang_rows, weights=counts[pivot_rows], minlength=n_l)
-        used = np.bincount(lang_rows, minlength=n_l)
-        premium = {str(lang_u[i]): float(sum_l[i] / sum_p[i]) for i in range(n_l)
-                   if used[i] > 0 and sum_p[i] > 0}
-        return premium, {str(lang_u[i]): int(used[i]) for i in range(n_l)}, {}
     ok = (unk_share <= max_unk_share) & keep
     piv_count = np.full(len(seg_u), -1.0)
     piv_ok = np.zeros(len(seg_u), dtype=bool)
@@ -239,28 +222,6 @@ def token_premium(seg_ids: list[str], langs: list[str], counts: np.ndarray,
                if used[i] > 0 and sum_p[i] > 0}
     return (premium, {str(lang_u[i]): int(used[i]) for i in range(n_l)},
             {str(lang_u[i]): int(drop[i]) for i in range(n_l) if drop[i]})
-
-
-_PLANS: list[tuple[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
-
-
-def _pair_plan(seg_u: np.ndarray, seg_code: np.ndarray, lang_code: np.ndarray,
-               keep: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows with a kept pivot segment, their language codes, the row of their pivot segment):
-    the pairs :func:`token_premium` sums when none is dropped for UNK; text-side, kept for the
-    last few ``segment_codes`` (every tokenizer of an evaluation shares one)."""
-    key = (seg_code, lang_code, keep, p)
-    for k, plan in _PLANS:
-        if all(a is b for a, b in zip(k[:3], key[:3])) and k[3] == p:
-            return plan
-    is_p = (lang_code == p) & keep
-    pivot_row = np.full(len(seg_u), -1, dtype=np.int64)
-    pivot_row[seg_code[is_p]] = np.flatnonzero(is_p)
-    rows = np.flatnonzero((pivot_row[seg_code] >= 0) & keep)
-    plan = (rows, lang_code[rows], pivot_row[seg_code[rows]])
-    _PLANS.insert(0, (key, plan))
-    del _PLANS[4:]
-    return plan
 
 
 def parity_summary(premium: dict[str, float]) -> dict[str, float | None]:

@@ -1,13 +1,16 @@
-"""Evaluation outputs people read: a metrics Parquet table, a markdown report and PNG plots.
+"""Evaluation outputs people read: a metrics Parquet table, a markdown report and PNG plots,
+and the one metrics-table renderer (the pipeline's report and the Python API use it).
 
 ``metrics.parquet`` has one row per tokenizer x dataset x language x metric (columns
 tokenizer, is_reference, dataset, language, metric, value); "all" marks an aggregate.
+``metrics_frame(result)`` is the same table as a ``polars.DataFrame``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +31,7 @@ SCALARS = ("vocab_size", "n_tokens", "bytes_per_token", "chars_per_token", "fert
            "continued_word_rate", "nsl", "vocab_utilization", "renyi_efficiency",
            "renyi_efficiency_full_vocab", "unk_rate", "byte_fallback_rate", "roundtrip_errors",
            "encode_mb_per_s", "mean_token_bytes", "unreachable_tokens", "partial_utf8_tokens",
-           "never_produced_tokens")
+           "never_produced_tokens", "bits_per_byte")
 
 
 def metric_rows(result: EvaluationResult) -> list[dict]:
@@ -70,7 +73,25 @@ def _fmt(v, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
-def _plots(result: EvaluationResult, out: Path, length_counts: dict[str, np.ndarray]) -> list[str]:
+def metrics_frame(result: EvaluationResult | dict | str | Path):
+    """The metrics table (``metric_rows``) of an evaluation as a ``polars.DataFrame``;
+    ``result`` may also be its ``evaluation.json`` (path or parsed)."""
+    import polars as pl
+
+    if isinstance(result, (str, Path)):
+        result = Path(result).read_text(encoding="utf-8")
+        result = EvaluationResult.model_validate_json(result)
+    elif isinstance(result, dict):
+        result = EvaluationResult.model_validate(result)
+    return pl.from_arrow(pa.Table.from_pylist(metric_rows(result), schema=METRICS_SCHEMA))
+
+
+def _length_shares(tm: TokenizerMetrics) -> np.ndarray:
+    hist = tm.token_length.histogram if tm.token_length else {}
+    return np.array([hist.get(str(i), 0.0) for i in range(16)] + [hist.get("16+", 0.0)])
+
+
+def _plots(result: EvaluationResult, out: Path) -> list[str]:
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
 
@@ -123,7 +144,7 @@ def _plots(result: EvaluationResult, out: Path, length_counts: dict[str, np.ndar
     fig, ax = plt.subplots(figsize=(7, 3.6))
     xs = np.arange(17)
     for n in names:
-        c = np.asarray(length_counts.get(n, np.zeros(17)), dtype=np.float64)
+        c = _length_shares(result.tokenizers[n])
         if c.sum() > 0:
             ax.plot(xs, c / c.sum(), "-o" if n == result.candidate else "--.", label=n,
                     markersize=3, linewidth=1.2)
@@ -154,8 +175,7 @@ def markdown(result: EvaluationResult, plots: list[str], out: Path) -> str:
         verdict = "PASSED" if result.gates_passed else "FAILED"
         L += [f"## Gates: {verdict}", "", "| gate | value | result |", "|---|---|---|"]
         for g in result.gates:
-            L.append(f"| `{g.expr}` | {_fmt(g.value, 4)} | "
-                     f"{'pass' if g.passed else 'FAIL: ' + g.reason} |")
+            L.append(f"| `{g.expr}` | {g.text()} | {'pass' if g.passed else 'FAIL'} |")
         L.append("")
     L += ["## Intrinsic metrics", "",
           f"| tokenizer | vocab | bytes/token | chars/token | fertility | continued words | "
@@ -222,14 +242,62 @@ def markdown(result: EvaluationResult, plots: list[str], out: Path) -> str:
     return "\n".join(L)
 
 
-def write_reports(result: EvaluationResult, out: Path,
-                  length_counts: dict[str, np.ndarray]) -> list[str]:
+def write_reports(result: EvaluationResult, out: Path) -> list[str]:
     """Write metrics.parquet, plots/*.png and report.md into ``out``; return the plot paths."""
     out.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(metric_rows(result), schema=METRICS_SCHEMA)
     tmp = out / "metrics.parquet.tmp"
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(out / "metrics.parquet")
-    plots = _plots(result, out, length_counts)
+    plots = _plots(result, out)
     (out / "report.md").write_text(markdown(result, plots, out), encoding="utf-8")
     return plots
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline's evaluation report (a Prefect markdown artifact)
+
+#: Metrics in the report and the CLI table: (key, header).
+REPORT_METRICS = [
+    ("vocab_size", "vocab"), ("bytes_per_token", "B/tok"), ("fertility", "fert."),
+    ("nsl", "NSL"), ("renyi_efficiency", "Rényi"), ("vocab_utilization", "used"),
+    ("parity", "parity"), ("roundtrip_errors", "rt err"), ("encode_mb_per_s", "MB/s"),
+]
+
+
+def _short(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def metrics_rows(evaluated: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per tokenizer (candidate first) with the report metrics."""
+    toks: dict[str, Any] = evaluated.get("tokenizers", {}) or {}
+    cand = evaluated.get("candidate")
+    order = ([cand] if cand in toks else []) + [n for n in toks if n != cand]
+    return [{"tokenizer": n + (" (candidate)" if n == cand else ""),
+             **{k: toks[n].get(k) for k, _h in REPORT_METRICS}} for n in order]
+
+
+def gate_lines(gates: list[dict[str, Any]]) -> list[str]:
+    """Markdown bullets, one per gate: "- FAIL `roundtrip_errors == 0`: roundtrip_errors 4000
+    of 4000 documents, needs == 0"."""
+    from tokenfoundry.schemas.evaluate import GateResult
+
+    return [f"- {'PASS' if g.get('passed') else 'FAIL'} `{g.get('expr')}`: "
+            f"{GateResult.model_validate(g).text()}" for g in gates] or ["- (no gates)"]
+
+
+def evaluation_report(ps: Any, evaluated: dict[str, Any]) -> str:
+    """The pipeline ``ps``'s evaluation summary: the metrics table and the gates."""
+    rows = metrics_rows(evaluated)
+    head = "| tokenizer | " + " | ".join(h for _k, h in REPORT_METRICS) + " |"
+    sep = "|---" * (len(REPORT_METRICS) + 1) + "|"
+    body = ["| " + r["tokenizer"] + " | " + " | ".join(_short(r[k]) for k, _h in REPORT_METRICS)
+            + " |" for r in rows]
+    return "\n".join([
+        f"# Evaluation report: {ps.name}", "",
+        f"Candidate `{evaluated.get('candidate')}` on held-out text, beside the reference "
+        "tokenizers.", "", head, sep, *body, "", "## Gates", "",
+        *gate_lines(evaluated.get("gates", []) or []), "",
+        f"Full report: `{evaluated.get('report_path', '')}`",
+    ])

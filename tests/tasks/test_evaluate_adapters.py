@@ -28,9 +28,10 @@ def test_reference_loads_offline_with_known_ids(name):
     assert enc.doc(0).tolist() == ids
     assert enc.counts[1] == 0
     assert ad.vocab_size == vocab
-    assert ad.byte_exact and ad.is_reference
-    # the token table decodes ids back to the exact bytes
-    assert b"".join(ad.table[0][i] for i in enc.doc(2).tolist()) == "naïve 日本語".encode()
+    assert ad.byte_exact(["naïve 日本語"]).all() and ad.is_reference
+    # the token surfaces are the exact bytes, and decode_batch gives the text back
+    assert b"".join(ad.surfaces[i] for i in enc.doc(2).tolist()) == "naïve 日本語".encode()
+    assert ad.decode_batch(enc.lists()) == ["Hello, world!", "", "naïve 日本語"]
 
 
 def test_reference_aliases_and_labels():
@@ -47,7 +48,7 @@ def test_tokenizer_json_file_directory_and_label(tmp_path):
     assert by_file.name == by_dir.name == "legal" and labelled.name == "cand"
     a = by_file.encode_batch(["GNU General Public License"]).ids.tolist()
     assert a == by_dir.encode_batch(["GNU General Public License"]).ids.tolist()
-    assert by_file.kind == "hf" and by_file.byte_exact
+    assert by_file.kind == "hf" and by_file.byte_exact(["GNU"]).all()
 
 
 def test_autotokenizer_directory(tmp_path):

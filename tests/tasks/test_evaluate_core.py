@@ -67,6 +67,15 @@ def test_core_json_shape_reports_and_premium(tmp_path, licence_dir, parallel_fil
     assert rows[("cand", "all", "all", "bytes_per_token")] == pytest.approx(cand["bytes_per_token"])
     assert rows[("cand", "parallel", "ja", "premium")] == pytest.approx(cand["premium"]["ja"])
     assert rows[("o200k", "GPL-3", "all", "n_tokens")] > 0
+    # the same table as a polars DataFrame (Python API), from the result or its JSON file
+    from tokenfoundry.tasks.evaluate.report import metrics_frame
+
+    frame = metrics_frame(out / "evaluation.json")
+    assert frame.shape[0] == len(table) and frame.equals(metrics_frame(res))
+    bpt = frame.filter((frame["tokenizer"] == "cand") & (frame["metric"] == "bytes_per_token")
+                       & (frame["dataset"] == "all") & (frame["language"] == "all"))
+    assert bpt["value"].to_list() == [pytest.approx(cand["bytes_per_token"])]
+    assert cand["bits_per_byte"] is None  # no --model: not computed
     md = (out / "report.md").read_text()
     assert "## Gates: FAILED" in md and "nsl[o200k] <= 0.9" in md and "| **cand** |" in md
     for name in ("bytes_per_token.png", "premium.png", "token_length.png"):

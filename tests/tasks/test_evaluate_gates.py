@@ -59,6 +59,26 @@ def test_check_gates_pass_and_fail_with_value_and_threshold():
     assert ei.value.exit_code == 1
 
 
+def test_count_gates_carry_their_denominator_and_read_as_a_sentence():
+    """"roundtrip_errors 4000 of 4000 documents, needs == 0": op, threshold, value and, for
+    counts, what they are out of - in the result, its reason and the report/artifact line."""
+    from tokenfoundry.tasks.evaluate.report import gate_lines
+
+    m = {"roundtrip_errors": 4000, "roundtrip_checked_docs": 4000, "unreachable_tokens": 12,
+         "vocab_size": 32000, "bytes_per_token": 4.25}
+    rt, un, bpt = check_gates(m, ["roundtrip_errors == 0", "unreachable_tokens <= 100",
+                                  "bytes_per_token >= 4"])
+    assert (rt.op, rt.threshold, rt.value, rt.denominator, rt.unit) == ("==", 0.0, 4000.0, 4000,
+                                                                        "documents")
+    assert rt.reason == "roundtrip_errors = 4000 of 4000 documents, needs == 0"
+    assert rt.text() == "roundtrip_errors 4000 of 4000 documents, needs == 0 (FAIL)"
+    assert un.passed and un.text() == "unreachable_tokens 12 of 32000 tokens, needs <= 100 (pass)"
+    assert bpt.denominator is None and bpt.text() == "bytes_per_token 4.25, needs >= 4 (pass)"
+    lines = gate_lines([g.model_dump(mode="json") for g in (rt, un)])
+    assert lines[0] == ("- FAIL `roundtrip_errors == 0`: roundtrip_errors 4000 of 4000 "
+                        "documents, needs == 0 (FAIL)")
+
+
 def test_all_pass_raises_nothing():
     raise_for_gates(check_gates(METRICS, ["bytes_per_token > 4", "premium[en] == 1"]))
 

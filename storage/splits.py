@@ -13,7 +13,7 @@ A corpus (one snapshot, or one input of ``train``) holds out every document with
 
 i.e. the fraction decides, except that a small corpus whose fraction would hold out fewer than
 ``MIN_HELDOUT_DOCS`` documents holds out its ``k`` lowest-key documents instead (never more than
-a quarter of it); ``fraction == 0`` holds out nothing. The same text lands in the same split on
+a fifth of it); ``fraction == 0`` holds out nothing. The same text lands in the same split on
 every machine, in any process, on any day: the trainer and the evaluator agree on which documents
 the trainer never saw, and two copies of the same sources at different paths give the same
 tokenizer byte for byte.
@@ -31,9 +31,9 @@ KEY_HEX = 15
 KEY_SPACE = 1 << (4 * KEY_HEX)
 #: A corpus holds out at least this many documents (when it has ``MIN_HELDOUT_SHARE`` times as
 #: many): an evaluation set of 0-3 documents means nothing.
-MIN_HELDOUT_DOCS = 20
-#: ... but never more than 1/MIN_HELDOUT_SHARE of the corpus.
-MIN_HELDOUT_SHARE = 4
+MIN_HELDOUT_DOCS = 100
+#: ... but never more than 1/MIN_HELDOUT_SHARE of the corpus (a fifth).
+MIN_HELDOUT_SHARE = 5
 
 
 def text_hash(text: str) -> str:

@@ -128,6 +128,10 @@ def train_command(
     deterministic: Annotated[bool | None, typer.Option(
         "--deterministic/--no-deterministic", help="Single-threaded where results depend on "
         "thread timing [default: on].")] = None,
+    strict: Annotated[bool | None, typer.Option(
+        "--strict/--no-strict", help="Fail (exit 1, --out untouched) when the trainer learns "
+        "fewer tokens than --vocab-size asks; without it the shortfall is reported "
+        "[default: off].")] = None,
 ) -> None:
     from tokenfoundry.schemas.config import validate_spec
     from tokenfoundry.schemas.errors import BadInputError
@@ -150,7 +154,7 @@ def train_command(
         "superbpe_max_words": superbpe_max_words,
         "parity_aware": parity_aware, "character_coverage": character_coverage,
         "split_digits": split_digits, "input_sentence_size": input_sentence_size,
-        "deterministic": deterministic,
+        "deterministic": deterministic, "strict": strict,
     }
     data.update({k: v for k, v in overrides.items() if v is not None})
     if not data.get("corpora"):
@@ -211,7 +215,12 @@ def _summary(r: dict[str, Any]) -> None:
 
     t = Table(title=f"tokenizer: {r['model']} ({r['backend']})", show_header=False)
     t.add_row("out", r["out"])
-    t.add_row("vocab_size", str(r["vocab_size"]))
+    short = r.get("shortfall")
+    if short:
+        t.add_row("vocab_size", f"[bold yellow]{r['vocab_size']}: {short['got']} learned of "
+                  f"{short['asked']} asked[/] ({short['why']}; --strict fails on this)")
+    else:
+        t.add_row("vocab_size", str(r["vocab_size"]))
     t.add_row("inputs", ", ".join(f"{s['corpus']}@{s.get('snapshot_id') or s.get('path')}"
                                   for s in r["snapshots"]))
     t.add_row("trained on", f"{r['docs']} docs, {r['bytes'] / 1e6:.2f} MB "

@@ -44,15 +44,15 @@ def test_a_small_corpus_holds_out_its_lowest_keys_instead_of_none():
     keys = [split_key(h) for h in hashes]
     t = heldout_threshold(keys, 0.05)
     held = sorted(k for k in keys if k < t)
-    assert len(held) == 15  # min(MIN_HELDOUT_DOCS=20, 60 // 4)
-    assert held == sorted(keys)[:15]  # the lowest keys
+    assert len(held) == 12  # min(MIN_HELDOUT_DOCS=100, 60 // 5)
+    assert held == sorted(keys)[:12]  # the lowest keys
     # Python and DuckDB agree on the threshold and therefore on the documents
     con = duckdb.connect()
     con.execute("CREATE TABLE t AS SELECT unnest(?) AS content_hash", [hashes])
     sql_t = con.execute(f"SELECT {splits.threshold_sql('t', 0.05)}").fetchone()[0]
     assert sql_t == t
     n = con.execute(f"SELECT count(*) FROM t WHERE {heldout_sql(0.05, source='t')}").fetchone()[0]
-    assert n == 15
+    assert n == 12
     # a big corpus keeps the fraction; a fraction of 0 holds out nothing; 3 docs: none
     big = [split_key(h) for h in _hashes(10_000)]
     assert heldout_threshold(big, 0.05) == splits.fraction_threshold(0.05)

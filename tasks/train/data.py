@@ -221,7 +221,8 @@ def plan_sample(sources: list[Source], spec: TrainSpec) -> Plan:
         where += f" AND lang IN ({lang_list})"
     if not any(r[3] for r in rows):
         raise BadInputError(f"corpora: {names}: every one of {total_docs} documents is held out "
-                            f"(holdout_fraction {spec.holdout_fraction}); lower it")
+                            f"(holdout_fraction {spec.holdout_fraction}); lower it (train --holdout-fraction, "
+                            "or train.holdout_fraction in a pipeline)")
     groups: dict[str, Group] = {}
     for corpus, lang, _h, n, b in rows:
         name = lang if spec.mix_by == "lang" else corpus if spec.mix_by == "corpus" else "all"

@@ -76,7 +76,8 @@ def train_command(
     json_out: JsonOpt = False,
     flow: FlowOpt = False,
     spec_file: Annotated[str | None, typer.Option(
-        "--spec", help="A TrainSpec YAML (or a pipeline YAML: its train section); flags "
+        "--spec", help="A TrainSpec YAML (or a pipeline YAML: its train section; a shipped "
+        "example's name such as examples/legal.yaml works from any directory); flags "
         "override its values.")] = None,
     ref: Annotated[str | None, typer.Option(help="Snapshot ref or id [default: latest].")] = None,
     lang: Annotated[list[str] | None, typer.Option(
@@ -178,9 +179,18 @@ def train_command(
 
 def _spec_data(path: str) -> dict[str, Any]:
     """A TrainSpec mapping from a YAML file (a pipeline YAML contributes its ``train`` section)."""
+    import os
+
+    from tokenfoundry.flows.quickstart import example_names, example_text
     from tokenfoundry.schemas.config import read_yaml_mapping
 
-    data = read_yaml_mapping(path, "--spec file", "pass a TrainSpec or pipeline YAML")
+    stem = os.path.basename(path).removesuffix(".yaml")
+    if not os.path.exists(path) and stem in example_names():  # a shipped example, from anywhere
+        import yaml
+
+        data = yaml.safe_load(example_text(stem))
+    else:
+        data = read_yaml_mapping(path, "--spec file", "pass a TrainSpec or pipeline YAML")
     if "train" in data and isinstance(data["train"], dict):
         data = data["train"]
     return dict(data)

@@ -34,6 +34,17 @@ def _cli(args: list[str], cwd: Path, timeout: int = 1500) -> subprocess.Complete
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def _summary(ws: Path, ref: str, manifest: dict) -> str:
+    """One line for the log (pytest -rA): gates, held-out documents, vocabulary asked/got."""
+    (ev,) = ws.glob("pipelines/*/evaluate/*/evaluation.json")
+    (tr,) = ws.glob("pipelines/*/train/*/train_report.json")
+    docs = {d["name"]: d["docs"] for d in json.loads(ev.read_text())["datasets"]}
+    vocab = json.loads(tr.read_text())["vocab"]
+    gates = ", ".join(f"{g['expr']} ({g['value']:.4g})" for g in manifest["gates"])
+    return (f"published {ref}; gates passed: {gates}; held-out docs {docs}; vocabulary "
+            f"{vocab['size']} of {vocab['target']} asked")
+
+
 def _check_published(registry: Path, ref: str) -> dict:
     """The version exists, its manifest records passing gates, and its tokenizer works."""
     from tokenfoundry.storage.registry import Registry, load_tokenizer
@@ -62,6 +73,7 @@ def test_quickstart_as_shipped(tmp_path):
     (ev,) = (tmp_path / "ws" / "pipelines" / "quickstart" / "evaluate").glob("*/evaluation.json")
     docs = {d["name"]: d["docs"] for d in json.loads(ev.read_text())["datasets"]}
     assert docs["licences:heldout"] >= 100 and docs["gettext:heldout"] >= 1000, docs
+    print(_summary(tmp_path / "ws", "quickstart-bpe@1", manifest))
 
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e != "quickstart"])
@@ -76,12 +88,14 @@ def test_example_pipeline_passes_its_gates_and_publishes(example, tmp_path):
     assert r.stdout.strip(), r.stderr[-3000:]
     result = json.loads(r.stdout)
     failed = [(g["expr"], g.get("value")) for g in result.get("gates", []) if not g["passed"]]
-    assert r.returncode == 0 and not failed, (failed, r.stderr[-3000:])
+    assert not failed, f"{example}: gates failed {failed}; nothing published"
+    assert r.returncode == 0, r.stderr[-3000:]
     assert result["status"] == "published" and result["gates_passed"]
     ref = result["published"]["ref"]
     assert ref.endswith("@1")
-    _check_published(tmp_path / "ws" / "registry", ref)
+    manifest = _check_published(tmp_path / "ws" / "registry", ref)
     # every stage of a first run did its work, and the table says what the gates said
     assert not any(s["reused"] for s in result["stages"])
     assert [s["output"] for s in result["stages"] if s["stage"] == "evaluate"] == [
         f"gates passed ({len(result['gates'])} of {len(result['gates'])})"]
+    print(f"{example}: " + _summary(tmp_path / "ws", ref, manifest))

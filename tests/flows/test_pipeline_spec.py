@@ -259,3 +259,38 @@ def test_cli_run_bad_spec_exits_2_naming_the_key(tmp_path):
     r = subprocess.run(["tokenfoundry", "run", str(p), "--runner", "spark"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and "--runner 'spark': choose threads or dask" in r.stderr
+
+
+def test_max_bytes_caps_every_corpus_and_keeps_every_source(tmp_path):
+    from tokenfoundry.flows.quickstart import cap_source_bytes
+
+    langs = {}
+    for lang in ("de", "fr", "ru"):
+        d = tmp_path / lang
+        d.mkdir()
+        for i in range(5):
+            (d / f"{i}.txt").write_text(f"{lang} {i} " * 100)  # ~500-600 bytes each
+        langs[lang] = d
+    data = base(corpora=[{"corpus": "ui", "sources": [str(p) for p in langs.values()]}],
+                train={"corpora": ["ui"], "vocab_size": 1000, "max_bytes": 10**9})
+    spec = cap_source_bytes(validate_pipeline(data), 2000, "x.yaml")
+    files = spec.corpora[0].sources
+    assert {Path(f).parent.name for f in files} == {"de", "fr", "ru"}  # taken in turn
+    sizes = [Path(f).stat().st_size for f in files]
+    assert sum(sizes) - sizes[-1] < 2000 <= sum(sizes)  # whole files, stops at the cap
+    assert spec.train.max_bytes == 2000
+    assert spec.dedup == validate_pipeline(data).dedup  # everything else as the spec says
+    with pytest.raises(BadInputError, match="--max-bytes"):
+        cap_source_bytes(validate_pipeline(data), 0, "x.yaml")
+
+
+def test_run_finds_a_shipped_example_from_any_directory(tmp_path, monkeypatch):
+    from tokenfoundry.flows.quickstart import load_pipeline_file
+
+    monkeypatch.chdir(tmp_path)  # no examples/ here
+    for arg in ("examples/legal.yaml", "legal", "legal.yaml"):
+        assert load_pipeline_file(arg).name == "legal"
+    mine = tmp_path / "legal.yaml"
+    mine.write_text((REPO / "examples" / "legal.yaml").read_text().replace(
+        "name: legal", "name: my-legal"))
+    assert load_pipeline_file("legal.yaml").name == "my-legal"  # a real file wins

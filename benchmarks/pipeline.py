@@ -35,7 +35,7 @@ def _env() -> None:
 
 
 def _spec(small: bool):
-    from tokenfoundry.flows.cli.quickstart import quickstart_spec
+    from tokenfoundry.flows.quickstart import quickstart_spec
 
     spec = quickstart_spec()
     if small:  # licences + one language: a quick look at the same code paths

@@ -214,7 +214,7 @@ def memory(work: Path, gb: float, budget_mb: int, results: dict) -> None:
 def superbpe(work: Path, vocab: int, results: dict) -> None:
     from tokenizers import Tokenizer
 
-    from tokenfoundry.storage.splits import is_heldout
+    from tokenfoundry.storage.splits import heldout_threshold, is_heldout, split_key
 
     ws = Workspace(work / "ws")
     files = sorted(Path("/usr/share/common-licenses").iterdir()) + \
@@ -235,8 +235,10 @@ def superbpe(work: Path, vocab: int, results: dict) -> None:
     for model in ("bpe", "superbpe"):
         r = run_process(cli + ["--model", model, "--out", str(work / f"en-{model}")])
         runs[model] = r
-    docs = ws.snapshot("english", sid).dataset().to_table(columns=["doc_id", "text"]).to_pylist()
-    held = [d["text"] for d in docs if is_heldout(d["doc_id"], 0.05)]
+    docs = ws.snapshot("english", sid).dataset().to_table(
+        columns=["content_hash", "text"]).to_pylist()
+    below = heldout_threshold([split_key(d["content_hash"]) for d in docs], 0.05)
+    held = [d["text"] for d in docs if is_heldout(d["content_hash"], 0.05, below)]
     counts = {}
     for model in ("bpe", "superbpe"):
         tok = Tokenizer.from_file(str(work / f"en-{model}" / "tokenizer.json"))

@@ -6,26 +6,25 @@ subflow with references only (spec dicts, snapshot ids, directories, registry re
 Reuse. Snapshots are content-addressed (same inputs + spec -> same id), so ingest and dedup
 find their work done. Every finished stage also leaves a *stage record*
 (``<workspace>/pipelines/<name>/stages/<stage>-<key>.json``) whose key is the sha256 of the
-stage's spec, the references it read (snapshot ids, the candidate's directory key) and the code
-version. A re-run whose key matches a record, and whose outputs still exist, skips the stage;
-change one knob and only that stage and the ones downstream of it get new keys. Ingest always
-runs: its own content-addressing notices new or changed source files.
+stage's spec, the references it read (snapshot ids, the candidate's directory key) and a
+fingerprint of the code that runs the stage (:func:`code_fingerprint`: the sha256 of the
+installed source files of that stage, schemas and storage), so a fixed bug in train retrains
+while an edit in evaluate does not. A re-run whose key matches a record, and whose outputs still
+exist, skips the stage; change one knob and only that stage and the ones downstream of it get
+new keys. Ingest always runs: its own content-addressing notices new or changed source files.
 
-Failures. Transient I/O errors (timeouts, dropped connections, EAGAIN/EBUSY/EIO...) are
-retried with exponential backoff, a bounded number of times; anything else fails the run with
-:class:`StageFailed` naming the stage, its input and the reason (bad input keeps exit code 2).
-A failed gate stops the run before publish (:class:`PipelineGateFailed`, exit code 1).
+Failures. Transient I/O errors (timeouts, dropped connections, EAGAIN/EBUSY/EIO...) are retried
+by Prefect on the task that met them (``tasks.retry``: one predicate, ``retry_condition_fn``);
+anything else fails the run with :class:`StageFailed` naming the stage, its input and the reason
+(bad input keeps exit code 2). A failed gate stops the run before publish
+(:class:`PipelineGateFailed`, exit code 1).
 """
 
 from __future__ import annotations
 
-import errno
-import glob
+import functools
 import json
-import os
 import posixpath
-import site
-import sysconfig
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from tokenfoundry.flows.quickstart import load_pipeline_file, resolve_machine_sources
 from tokenfoundry.flows.runners import describe, make_task_runner, runner_session
 from tokenfoundry.schemas.config import stable_hash
 from tokenfoundry.schemas.errors import BadInputError, GateFailed, TokenfoundryError
@@ -48,10 +48,9 @@ from tokenfoundry.schemas.pipeline import (
     RunnerSection,
     StageFailed,
     StageRecord,
-    load_pipeline,
     validate_pipeline,
 )
-from tokenfoundry.storage.provenance import code_version, utc_now
+from tokenfoundry.storage.provenance import utc_now
 from tokenfoundry.storage.workspace import Workspace, atomic_write_bytes
 from tokenfoundry.tasks.evaluate.gates import check_gates
 # REPORT_METRICS and metrics_rows are imported from here by flows/cli/run.py
@@ -61,72 +60,31 @@ from tokenfoundry.tasks.evaluate.report import (  # noqa: F401
     gate_lines,
     metrics_rows,
 )
-
-#: Attempts for a stage hit by a transient I/O error, and the first backoff (doubles each time).
-STAGE_ATTEMPTS = 3
-BACKOFF_SECONDS = 1.0
-
-_TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ETIMEDOUT, errno.ECONNRESET,
-                     errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.EINTR,
-                     errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ESTALE}
-_PERMANENT_OSERRORS = (FileNotFoundError, PermissionError, IsADirectoryError,
-                       NotADirectoryError, FileExistsError)
-
+from tokenfoundry.tasks.retry import RETRIES, RETRY_DELAYS, is_transient, retry_transient
 
 # ---- failure policy ---------------------------------------------------------------------------
 
 
-def is_transient(exc: BaseException | None) -> bool:
-    """True for I/O errors that may go away on a retry (network, timeouts, busy/EIO), False for
-    everything else - including missing files and permissions, which a retry cannot fix."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, _PERMANENT_OSERRORS) or isinstance(exc, TokenfoundryError):
-            return False
-        if isinstance(exc, (TimeoutError, ConnectionError)):
-            return True
-        if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
+def classify_failure(fn: Callable[[], Any], stage: str, input: str) -> Any:
+    """Run ``fn`` (a stage's subflow); name the stage and its input in what it raises.
 
-
-def retry_transient(task_: Any, task_run: Any, state: Any) -> bool:
-    """``retry_condition_fn`` for Prefect tasks: retry only transient I/O errors."""
+    Transient errors were already retried inside the stage, by Prefect, on the task that met
+    them (``tasks.retry.retry_transient``); what reaches here failed for good. A bad input
+    keeps exit code 2, a failed gate stays a gate failure, anything else is StageFailed.
+    """
     try:
-        state.result()
-    except BaseException as exc:  # noqa: BLE001 - we classify whatever the task raised
-        return is_transient(exc)
-    return False
-
-
-def call_with_retries(fn: Callable[[], Any], stage: str, input: str,
-                      attempts: int = STAGE_ATTEMPTS, backoff: float = BACKOFF_SECONDS,
-                      log: Callable[[str], None] | None = None) -> Any:
-    """Run ``fn``; retry transient I/O errors with exponential backoff; wrap anything else."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except GateFailed:
-            raise
-        except BadInputError as e:
-            raise BadInputError(f"stage {stage} ({input}): {e}") from e
-        except TokenfoundryError as e:
-            raise StageFailed(stage, input, str(e)) from e
-        except Exception as e:  # noqa: BLE001 - classified below
-            if is_transient(e) and attempt < attempts:
-                delay = backoff * 2 ** (attempt - 1)
-                if log:
-                    log(f"stage {stage}: transient error ({type(e).__name__}: {e}); "
-                        f"retry {attempt}/{attempts - 1} in {delay:.0f} s")
-                time.sleep(delay)
-                continue
-            why = f"{type(e).__name__}: {e}"
-            if is_transient(e):
-                why += f" (transient; gave up after {attempts} attempts)"
-            raise StageFailed(stage, input, why) from e
-    raise AssertionError("unreachable")  # pragma: no cover
+        return fn()
+    except GateFailed:
+        raise
+    except BadInputError as e:
+        raise BadInputError(f"stage {stage} ({input}): {e}") from e
+    except TokenfoundryError as e:
+        raise StageFailed(stage, input, str(e)) from e
+    except Exception as e:  # noqa: BLE001 - any other error fails the stage, named
+        why = f"{type(e).__name__}: {e}"
+        if is_transient(e):
+            why += " (transient; the task's retries were used up)"
+        raise StageFailed(stage, input, why) from e
 
 
 class PipelineGateFailed(GateFailed):
@@ -165,19 +123,50 @@ def _records_dir(ws: Workspace, pipeline: str) -> str:
 
 
 def stage_key(stage: str, spec: Any, inputs: dict[str, Any]) -> str:
-    """sha256 of the stage's spec, the references it reads and the package version (not the git
-    commit: an unrelated commit must not retrain every tokenizer; a release does)."""
+    """sha256 of the stage's spec, the references it reads and the fingerprint of its code."""
     return stable_hash({"stage": stage, "spec": spec, "inputs": inputs,
-                        "code": _package_version()}, n=20)
+                        "code": code_fingerprint(stage)}, n=20)
 
 
-def _package_version() -> str:
-    from importlib import metadata
+#: The code each stage runs (package-relative), besides schemas/ and storage/.
+STAGE_CODE = {
+    "ingest": ["tasks/ingest", "flows/ingest.py"],
+    "dedup": ["tasks/dedup", "flows/dedup.py"],
+    "train": ["tasks/train", "flows/train.py"],
+    "evaluate": ["tasks/evaluate", "flows/evaluate.py"],
+    "publish": ["tasks/publish", "flows/publish.py"],
+}
+_COMMON_CODE = ["schemas", "storage", "tasks/retry.py", "tasks/progress.py"]
 
-    try:
-        return metadata.version("tokenfoundry")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return code_version()
+
+def _package_root(part: str) -> Path:
+    """Where ``tokenfoundry.<layer>`` is installed (editable or not)."""
+    import importlib
+
+    layer, _, rest = part.partition("/")
+    mod = importlib.import_module(f"tokenfoundry.{layer}")
+    return Path(list(mod.__path__)[0]) / rest if rest else Path(list(mod.__path__)[0])
+
+
+def source_fingerprint(paths: list[Path]) -> str:
+    """sha256 over the ``*.py`` files under ``paths`` (relative name + bytes, in name order)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for root in paths:
+        files = sorted(root.rglob("*.py")) if root.is_dir() else [root] if root.is_file() else []
+        for f in files:
+            h.update(f"{root.name}/{f.relative_to(root) if root.is_dir() else ''}\0".encode())
+            h.update(f.read_bytes())
+            h.update(b"\0")
+    return h.hexdigest()
+
+
+@functools.cache
+def code_fingerprint(stage: str) -> str:
+    """The fingerprint of the installed code that runs ``stage`` (see :data:`STAGE_CODE`)."""
+    parts = STAGE_CODE.get(stage, []) + _COMMON_CODE
+    return source_fingerprint([_package_root(p) for p in parts])[:20]
 
 
 def read_record(ws: Workspace, pipeline: str, stage: str, key: str) -> StageRecord | None:
@@ -190,7 +179,7 @@ def read_record(ws: Workspace, pipeline: str, stage: str, key: str) -> StageReco
         return None
 
 
-@task(name="record-stage", retries=3, retry_delay_seconds=[1, 2, 4],
+@task(name="record-stage", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=retry_transient)
 def write_record_task(workspace: str, pipeline: str, record: dict[str, Any]) -> str:
     """Write a stage record (atomic); refs in, path out."""
@@ -223,7 +212,7 @@ class _Stages:
         _emit(event="stage_start", stage=stage, label=label, done=self.done, total=self.total)
         t0 = time.perf_counter()
         rec = read_record(self.ws, self.spec.name, stage, key) if reuse else None
-        found = call_with_retries(precheck, stage, label, log=self.log.warning) \
+        found = classify_failure(precheck, stage, label) \
             if precheck is not None and rec is None else None
         if rec is not None and still_there(rec.result):
             result, reused = dict(rec.result), True
@@ -232,7 +221,7 @@ class _Stages:
             result, reused = dict(found), True
             self.log.info("%s: output already committed (%s)", label, _headline(stage, found))
         else:
-            result = call_with_retries(call, stage, label, log=self.log.warning)
+            result = classify_failure(call, stage, label)
             reused = bool(result.get("reused", False))
             write_record_task(self.ws.uri, self.spec.name, StageRecord(
                 stage=stage, key=key, inputs=inputs, result=result,
@@ -251,6 +240,18 @@ class _Stages:
         return {**result, "reused": reused, "stage_key": key}
 
 
+def gate_headline(gates: list[dict[str, Any]]) -> str:
+    """The evaluate row of the stage table once the gates are judged: never "passed" unless
+    every gate passed."""
+    if not gates:
+        return "no gates"
+    failed = [g for g in gates if not g.get("passed")]
+    if failed:
+        return f"gates FAILED ({len(failed)} of {len(gates)}: " + \
+            ", ".join(str(g.get("expr")) for g in failed) + ")"
+    return f"gates passed ({len(gates)} of {len(gates)})"
+
+
 def _key(name: str) -> str:
     """An artifact key (lowercase letters, digits, dashes)."""
     import re
@@ -262,80 +263,15 @@ def _headline(stage: str, result: dict[str, Any]) -> str:
     if stage in ("ingest", "dedup"):
         return f"{result.get('snapshot_id', '')} ({result.get('kept', '?')} docs kept)"
     if stage == "train":
-        return str(result.get("out", ""))
+        sf = result.get("shortfall")
+        return str(result.get("out", "")) + (f" (vocabulary {sf['got']} of {sf['asked']} asked)"
+                                            if sf else "")
     if stage == "evaluate":
-        return "gates passed" if result.get("gates_passed") else "gates FAILED"
+        # the evaluate stage measures; the gates are judged afterwards (see gate_headline)
+        return str(result.get("json_path") or result.get("out") or "")
     if stage == "publish":
         return str(result.get("ref", ""))
     return ""
-
-
-# ---- machine-dependent sources ----------------------------------------------------------------
-
-#: Placeholders a source may hold, resolved on this machine at run time.
-PLACEHOLDERS = ("${DIST_INFO_LICENCES}", "${SITE_PACKAGES}")
-
-
-def site_packages_dirs() -> list[str]:
-    dirs = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
-            *getattr(site, "getsitepackages", lambda: [])()]
-    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
-
-
-def dist_info_licences() -> list[str]:
-    """Licence files of installed distributions (``*.dist-info/LICENSE*``, ``licenses/*``)."""
-    found: list[str] = []
-    for sp in site_packages_dirs():
-        for pat in ("*.dist-info/LICEN[CS]E*", "*.dist-info/COPYING*",
-                    "*.dist-info/licenses/**/*", "*.dist-info/licences/**/*"):
-            found += [p for p in glob.glob(os.path.join(sp, pat), recursive=True)
-                      if os.path.isfile(p) and os.path.getsize(p) > 0]
-    return sorted(dict.fromkeys(found))
-
-
-def resolve_machine_sources(spec: Any, where: str, drop_missing: bool = False,
-                            warn: Callable[[str], None] | None = None) -> Any:
-    """Expand ``${DIST_INFO_LICENCES}`` / ``${SITE_PACKAGES}`` in corpus sources; with
-    ``drop_missing``, leave out sources (and corpora) this machine does not have."""
-    data = spec.model_dump(mode="json") if isinstance(spec, PipelineSpec) else dict(spec)
-    changed = False
-    corpora = []
-    dropped: list[str] = []
-    for c in data["corpora"]:
-        sources: list[str] = []
-        for s in c["sources"]:
-            if s == "${DIST_INFO_LICENCES}":
-                sources += dist_info_licences()
-                changed = True
-            elif "${SITE_PACKAGES}" in s:
-                sp = site_packages_dirs()
-                if sp:
-                    sources.append(s.replace("${SITE_PACKAGES}", sp[0]))
-                changed = True
-            elif drop_missing and not s.startswith(("s3://", "gs://", "http")) \
-                    and not os.path.exists(s):
-                dropped.append(s)
-                changed = True
-            else:
-                sources.append(s)
-        if sources:
-            corpora.append({**c, "sources": sources})
-        else:
-            dropped.append(f"corpus {c['corpus']}")
-            changed = True
-    if not changed:
-        return spec
-    if dropped:
-        (warn or (lambda m: None))(f"not on this machine, skipped: {', '.join(dropped)}")
-    names = {c["corpus"] for c in corpora}
-    if not corpora:
-        raise BadInputError(f"{where}: none of the quickstart's sources exist on this machine")
-    data["corpora"] = corpora
-    data["train"] = {**data["train"], "corpora": [c for c in data["train"]["corpora"]
-                                                  if c in names]}
-    if data.get("evaluate", {}).get("corpora"):
-        data["evaluate"]["corpora"] = [c for c in data["evaluate"]["corpora"] if c in names]
-    return validate_pipeline(data, where)
 
 
 # ---- the flows --------------------------------------------------------------------------------
@@ -348,7 +284,7 @@ def _as_spec(spec: dict[str, Any] | str | PipelineSpec, runner: dict[str, Any] |
         return validate_pipeline(spec.model_dump(mode="json"), spec.name, overrides) \
             if overrides else spec
     if isinstance(spec, str):
-        return resolve_machine_sources(load_pipeline(spec, overrides), spec)
+        return load_pipeline_file(spec, overrides)
     return resolve_machine_sources(validate_pipeline(spec, "pipeline spec", overrides),
                                    "pipeline spec")
 
@@ -478,6 +414,7 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
     gate_results = [g.model_dump(mode="json") for g in check_gates(cand_metrics, espec.gates)]
     evaluated = {**evaluated, "gates": gate_results,
                  "gates_passed": all(g["passed"] for g in gate_results)}
+    stages.rows[-1]["output"] = gate_headline(gate_results)
     report = evaluation_report(ps, evaluated)
     create_markdown_artifact(markdown=report, key=f"{_key(ps.name)}-evaluation-report",
                              description=f"{ps.name}: evaluation report of the candidate "
@@ -508,6 +445,8 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
             markdown=f"# {ps.name}: gate failed, nothing published\n\n"
             + "\n".join(gate_lines(failed)),
             key=f"{_key(ps.name)}-gate", description=f"{ps.name}: failed gates")
+        create_table_artifact(table=stages.rows, key=f"{_key(ps.name)}-stages",
+                              description=f"{ps.name}: stages, reuse and time")
         _emit(event="gate_failed", gates=failed)
         raise PipelineGateFailed(f"pipeline {ps.name}: gate failed, nothing published: {msg}",
                                  result)

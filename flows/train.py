@@ -47,7 +47,9 @@ def report_markdown(result: dict[str, Any], plan: dict[str, Any] | None = None) 
              f"`{result['vocab_sha256'][:16]}`",
              f"- trained on {result['docs']} documents, {result['bytes'] / 1e6:.2f} MB "
              f"({result['heldout_docs']} held-out documents excluded)",
-             f"- {result['seconds']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB", "",
+             f"- {result['seconds']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB",
+             *([f"- **vocabulary short: {sf['got']} tokens learned of {sf['asked']} asked** "
+                f"({sf['why']})"] if (sf := result.get("shortfall")) else []), "",
              "| input | snapshot |", "|---|---|"]
     for s in result["snapshots"]:
         lines.append(f"| {s['corpus']} | {s.get('snapshot_id') or s.get('path')} |")

@@ -123,6 +123,9 @@ class TrainSpec(Spec):
     max_sentence_length: int = Field(16384, ge=16, description="spm: longest sentence (bytes); "
                                      "longer documents are cut into pieces.")
     # ---- execution ---------------------------------------------------------------------------
+    strict: bool = Field(
+        False, description="Fail (exit 1, nothing written) when the trainer learns fewer tokens "
+        "than vocab_size asks (a small corpus); otherwise the shortfall is reported.")
     deterministic: bool = Field(
         True, description="Same data + spec -> the same vocabulary: sentencepiece runs "
         "single-threaded (HF models are deterministic, Unigram after canonical rounding).")
@@ -176,6 +179,16 @@ class SnapshotRef(BaseModel):
     path: str | None = None
 
 
+class VocabShortfall(BaseModel):
+    """The trainer learned fewer tokens than asked: how many, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    asked: int  # target vocabulary size (after rounding), special tokens included
+    got: int  # tokens learned (padding with reserved tokens not counted)
+    why: str
+
+
 class TrainResult(BaseModel):
     """The ``--json`` object of ``tokenfoundry train`` (and what train_flow returns)."""
 
@@ -200,3 +213,5 @@ class TrainResult(BaseModel):
     padded_tokens: int = 0  # reserved tokens added to reach the rounded vocabulary size
     vocab_sha256: str  # sha256 of the model's vocabulary + merges (identity for determinism)
     extra: dict[str, Any] = Field(default_factory=dict)
+    requested_vocab_size: int | None = None  # the target asked for (vocab_size, rounded)
+    shortfall: VocabShortfall | None = None  # set when fewer tokens were learned than asked

@@ -49,7 +49,7 @@ def test_every_package_directory_is_listed_in_pyproject():
     cfg = tomllib.loads((REPO / "pyproject.toml").read_text())
     listed = set(cfg["tool"]["setuptools"]["packages"])
     found = set()
-    for layer in LAYERS:
+    for layer in LAYERS + ["examples"]:  # examples/: the shipped pipelines, as package data
         for init in (REPO / layer).rglob("__init__.py"):
             rel = init.parent.relative_to(REPO).parts
             found.add(".".join(("tokenfoundry", *rel)))

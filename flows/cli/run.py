@@ -172,16 +172,28 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+MaxBytesOpt = Annotated[
+    str | None,
+    typer.Option("--max-bytes", help="Size cap for a quick run of a big pipeline: each corpus "
+                 "ingests at most this many bytes of source files (whole files, taken in turn "
+                 "from each of its sources, so every source keeps a share) and train samples at "
+                 "most this many bytes; everything else runs as the spec says. E.g. 20MB."),
+]
+
+
 @app.command("run")
 @cli_errors
 def run_command(
-    pipeline: Annotated[Path, typer.Argument(help="pipeline.yaml (see examples/).",
-                                             show_default=False)],
+    pipeline: Annotated[Path, typer.Argument(
+        help="pipeline.yaml, or the name of a shipped example (quickstart, legal, "
+        "multilingual, code, ...; examples/NAME.yaml works from any directory).",
+        show_default=False)],
     workspace: WorkspaceOpt = "./workspace",
     json_out: JsonOpt = False,
     runner: RunnerOpt = None,
     workers: WorkersOpt = None,
     address: AddressOpt = None,
+    max_bytes: MaxBytesOpt = None,
 ) -> None:
     """Run a pipeline end to end: ingest -> dedup -> train -> evaluate -> gate -> publish.
 
@@ -189,15 +201,19 @@ def run_command(
     publish and exits 1 naming the metric, its value and the threshold.
 
     Example: tokenfoundry run examples/legal.yaml --workspace ./ws --runner dask --workers 2
+
+    Example: tokenfoundry run multilingual --max-bytes 20MB --workspace ./ws   # a quick run
     """
-    from tokenfoundry.schemas.pipeline import load_pipeline
+    from tokenfoundry.flows.cli.train import parse_size
+    from tokenfoundry.flows.quickstart import cap_source_bytes, load_pipeline_file
 
     overrides = runner_overrides(runner, workers, address)
-    spec = load_pipeline(pipeline, {"runner": overrides} if overrides else None)
+    spec = load_pipeline_file(str(pipeline), {"runner": overrides} if overrides else None)
+    if max_bytes is not None:
+        spec = cap_source_bytes(spec, parse_size(max_bytes), str(pipeline))
     prepare_prefect_env()  # before Prefect is first imported
-    from tokenfoundry.flows.pipeline import PipelineGateFailed, resolve_machine_sources
+    from tokenfoundry.flows.pipeline import PipelineGateFailed
 
-    spec = resolve_machine_sources(spec, str(pipeline))
     try:
         result = run_with_progress(spec, workspace, None, show=True)
     except PipelineGateFailed as e:

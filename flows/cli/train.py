@@ -76,7 +76,8 @@ def train_command(
     json_out: JsonOpt = False,
     flow: FlowOpt = False,
     spec_file: Annotated[str | None, typer.Option(
-        "--spec", help="A TrainSpec YAML (or a pipeline YAML: its train section); flags "
+        "--spec", help="A TrainSpec YAML (or a pipeline YAML: its train section; a shipped "
+        "example's name such as examples/legal.yaml works from any directory); flags "
         "override its values.")] = None,
     ref: Annotated[str | None, typer.Option(help="Snapshot ref or id [default: latest].")] = None,
     lang: Annotated[list[str] | None, typer.Option(
@@ -128,6 +129,10 @@ def train_command(
     deterministic: Annotated[bool | None, typer.Option(
         "--deterministic/--no-deterministic", help="Single-threaded where results depend on "
         "thread timing [default: on].")] = None,
+    strict: Annotated[bool | None, typer.Option(
+        "--strict/--no-strict", help="Fail (exit 1, --out untouched) when the trainer learns "
+        "fewer tokens than --vocab-size asks; without it the shortfall is reported "
+        "[default: off].")] = None,
 ) -> None:
     from tokenfoundry.schemas.config import validate_spec
     from tokenfoundry.schemas.errors import BadInputError
@@ -150,7 +155,7 @@ def train_command(
         "superbpe_max_words": superbpe_max_words,
         "parity_aware": parity_aware, "character_coverage": character_coverage,
         "split_digits": split_digits, "input_sentence_size": input_sentence_size,
-        "deterministic": deterministic,
+        "deterministic": deterministic, "strict": strict,
     }
     data.update({k: v for k, v in overrides.items() if v is not None})
     if not data.get("corpora"):
@@ -174,9 +179,18 @@ def train_command(
 
 def _spec_data(path: str) -> dict[str, Any]:
     """A TrainSpec mapping from a YAML file (a pipeline YAML contributes its ``train`` section)."""
+    import os
+
+    from tokenfoundry.flows.quickstart import example_names, example_text
     from tokenfoundry.schemas.config import read_yaml_mapping
 
-    data = read_yaml_mapping(path, "--spec file", "pass a TrainSpec or pipeline YAML")
+    stem = os.path.basename(path).removesuffix(".yaml")
+    if not os.path.exists(path) and stem in example_names():  # a shipped example, from anywhere
+        import yaml
+
+        data = yaml.safe_load(example_text(stem))
+    else:
+        data = read_yaml_mapping(path, "--spec file", "pass a TrainSpec or pipeline YAML")
     if "train" in data and isinstance(data["train"], dict):
         data = data["train"]
     return dict(data)
@@ -211,7 +225,12 @@ def _summary(r: dict[str, Any]) -> None:
 
     t = Table(title=f"tokenizer: {r['model']} ({r['backend']})", show_header=False)
     t.add_row("out", r["out"])
-    t.add_row("vocab_size", str(r["vocab_size"]))
+    short = r.get("shortfall")
+    if short:
+        t.add_row("vocab_size", f"[bold yellow]{r['vocab_size']}: {short['got']} learned of "
+                  f"{short['asked']} asked[/] ({short['why']}; --strict fails on this)")
+    else:
+        t.add_row("vocab_size", str(r["vocab_size"]))
     t.add_row("inputs", ", ".join(f"{s['corpus']}@{s.get('snapshot_id') or s.get('path')}"
                                   for s in r["snapshots"]))
     t.add_row("trained on", f"{r['docs']} docs, {r['bytes'] / 1e6:.2f} MB "

@@ -11,17 +11,7 @@ from tokenfoundry.schemas.config import validate_spec
 from tokenfoundry.schemas.dedup import DedupSpec
 from tokenfoundry.storage.workspace import Workspace
 from tokenfoundry.tasks.dedup import core
-
-
-def _is_transient(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
-    """Retry only I/O hiccups (object stores, network file systems), never bad input."""
-    try:
-        state.result()
-    except (OSError, TimeoutError, ConnectionError):
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-    return False
+from tokenfoundry.tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 
 
 @task(name="dedup-plan")
@@ -36,14 +26,16 @@ def plan_task(spec: dict[str, Any], workspace: str, shard_rows: int = core.SHARD
     return plan.model_dump(mode="json")
 
 
-@task(name="dedup-exact", retries=2, retry_condition_fn=_is_transient)
+@task(name="dedup-exact", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=retry_transient)
 def exact_task(plan: dict[str, Any]) -> dict[str, int]:
     counts = core.run_exact(core.DedupPlan.model_validate(plan))
     get_run_logger().info("exact stage: %s", counts)
     return counts
 
 
-@task(name="dedup-minhash-shard", retries=2, retry_condition_fn=_is_transient)
+@task(name="dedup-minhash-shard", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=retry_transient)
 def shard_task(plan: dict[str, Any], shard: int) -> dict[str, int]:
     """MinHash signatures + LSH bucket rows of one shard (Parquet under the work dir)."""
     counts = core.run_shard(core.DedupPlan.model_validate(plan), shard)
@@ -52,7 +44,8 @@ def shard_task(plan: dict[str, Any], shard: int) -> dict[str, int]:
     return counts
 
 
-@task(name="dedup-finish", retries=1, retry_condition_fn=_is_transient)
+@task(name="dedup-finish", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=retry_transient)
 def finish_task(plan: dict[str, Any]) -> dict[str, Any]:
     """Clusters + output snapshot; publishes the dedup report as Prefect artifacts."""
     p = core.DedupPlan.model_validate(plan)

@@ -93,7 +93,8 @@ def read_texts(path: str, text_field: str = "text", max_docs: int | None = None)
 
 def read_heldout(workspace: str, corpus: str, fraction: float, ref: str = "latest",
                  max_docs: int | None = None) -> TextSet:
-    """The held-out documents of a corpus snapshot: ``is_heldout(doc_id, fraction)``."""
+    """The held-out documents of a corpus snapshot: the trainer's split rule
+    (``storage.splits``: content hash below the fraction, at least min(100, n/5) documents)."""
     from tokenfoundry.storage.catalog import connect, scan
     from tokenfoundry.storage.splits import heldout_sql
     from tokenfoundry.storage.workspace import Workspace
@@ -109,10 +110,12 @@ def read_heldout(workspace: str, corpus: str, fraction: float, ref: str = "lates
     limit = f" LIMIT {int(max_docs)}" if max_docs else ""
     rows = con.execute(
         f"SELECT text, coalesce(lang, 'und') AS lang FROM {scan(snap)} "
-        f"WHERE {heldout_sql(fraction)} ORDER BY doc_id{limit}").fetchall()
+        f"WHERE {heldout_sql(fraction, source=scan(snap))} ORDER BY content_hash{limit}").fetchall()
     ts = TextSet(name=f"{corpus}:heldout", source=f"{corpus}@{snap.snapshot_id}",
                  docs=[r[0] for r in rows], langs=[r[1] for r in rows])
     if not ts.docs:
-        raise BadInputError(f"--corpus {corpus}: no held-out documents at fraction {fraction}; "
-                            "raise --holdout-fraction or ingest more documents")
+        raise BadInputError(
+            f"--corpus {corpus}: no held-out documents (fraction {fraction}; a corpus holds out "
+            "at least min(100, n/5) documents); ingest more text or raise the fraction "
+            "(train.holdout_fraction in a pipeline, evaluate --holdout-fraction)")
     return ts

@@ -14,17 +14,7 @@ from tokenfoundry.schemas.config import validate_spec
 from tokenfoundry.schemas.ingest import IngestPlan, IngestSpec, IngestUnit
 from tokenfoundry.storage.workspace import Workspace
 from tokenfoundry.tasks.ingest import core
-
-
-def is_transient(task_obj: Any, task_run: Any, state: Any) -> bool:
-    """Retry only I/O hiccups (network filesystems, object stores), never bad input."""
-    from tokenfoundry.schemas.errors import TokenfoundryError
-
-    try:
-        exc = state.result(raise_on_failure=False)
-    except Exception:  # noqa: BLE001 - a result we cannot read is not worth retrying
-        return False
-    return isinstance(exc, (OSError, TimeoutError)) and not isinstance(exc, TokenfoundryError)
+from tokenfoundry.tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 
 
 @task(name="ingest-plan")
@@ -45,7 +35,8 @@ def reuse_task(workspace: str, plan: dict[str, Any]) -> dict[str, Any] | None:
     return None if r is None else r.model_dump(mode="json")
 
 
-@task(name="ingest-units", retries=2, retry_delay_seconds=2, retry_condition_fn=is_transient)
+@task(name="ingest-units", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=retry_transient)
 def ingest_units_task(workspace: str, plan: dict[str, Any], units: list[dict[str, Any]]
                       ) -> list[dict[str, Any]]:
     """Ingest a group of units (files or parts of a large file); their counts, in order."""

@@ -1,21 +1,32 @@
 """The train stage's core: plan the sample, check the spec against the data, train, write.
 
 ``train(ws, spec, out_dir)`` is what ``tokenfoundry train`` (directly) and ``train_flow`` (through
-Prefect tasks) both call. Every check that can fail on bad input runs before the trainer starts;
-nothing is written to ``out_dir`` until training succeeded, and ``train_report.json`` is last.
+Prefect tasks) both call. Every check that can fail on bad input runs before the trainer starts.
+
+Writes are all-or-nothing: training writes into a temporary directory beside ``out_dir``
+(``.<name>.tmp-*``), ``train_report.json`` last, and only then is that directory renamed into
+place (an existing output of an earlier run is moved aside first and removed after), so a kill or
+a full disk never leaves a new tokenizer beside an old report.
+
+A trainer can deliver fewer tokens than asked (a small corpus has no more pairs that occur
+``min_frequency`` times; SuperBPE's stage 1 can stop short of its transition point). That is never
+silent: :class:`~tokenfoundry.schemas.train.TrainResult` ``shortfall`` says asked vs got and why,
+and ``strict`` turns it into a failed check (exit 1) before anything is written.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tokenfoundry.schemas.errors import BadInputError
-from tokenfoundry.schemas.train import TrainResult, TrainSpec
+from tokenfoundry.schemas.errors import BadInputError, CheckFailed
+from tokenfoundry.schemas.train import TrainResult, TrainSpec, VocabShortfall
 from tokenfoundry.storage.provenance import code_version, library_versions, utc_now
 from tokenfoundry.storage.workspace import Workspace
 from tokenfoundry.tasks.progress import Progress, no_progress
@@ -81,9 +92,58 @@ def plan(ws: Workspace, spec: TrainSpec) -> tuple[train_data.Plan, dict[str, Any
     return p, checks
 
 
+#: Files that mark a directory as an earlier training output (safe to replace as a whole).
+_OUTPUT_MARKERS = (outputs.REPORT, outputs.TOKENIZER_JSON, "tokenizer.model")
+
+
+def check_out_dir(out_dir: str) -> None:
+    """``--out`` must be new, empty, or an earlier training output (replaced as a whole)."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BadInputError(f"--out {out_dir}: is a file; give a directory")
+    if os.path.isdir(out_dir):
+        names = os.listdir(out_dir)
+        if names and not any(m in names for m in _OUTPUT_MARKERS):
+            raise BadInputError(f"--out {out_dir}: exists and holds other files (no "
+                                f"{outputs.REPORT}); give a new or empty directory")
+
+
+def replace_dir(tmp: str, out_dir: str) -> None:
+    """Move the finished ``tmp`` into place as ``out_dir`` (an earlier output goes aside first,
+    then is removed): readers see the old directory or the new one, never a mix."""
+    out_dir = os.path.abspath(out_dir)
+    old = None
+    if os.path.isdir(out_dir):
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-",
+                               dir=os.path.dirname(out_dir))
+        os.rename(out_dir, os.path.join(old, "out"))
+    os.rename(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def train(ws: Workspace, spec: TrainSpec, out_dir: str, progress: Progress = no_progress
           ) -> TrainResult:
     """Train one tokenizer from ``spec`` into ``out_dir``; see the module docstring."""
+    check_out_dir(out_dir)
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.tmp-",
+                            dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)  # mkdtemp makes 0700; the output is an ordinary directory
+    try:
+        result = _train_into(ws, spec, work, os.path.abspath(out_dir), progress)
+        replace_dir(work, out_dir)
+    finally:
+        if os.path.isdir(work):
+            shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _train_into(ws: Workspace, spec: TrainSpec, work: str, out_dir: str, progress: Progress
+                ) -> TrainResult:
+    """Train into ``work`` (a fresh directory); paths in the result name ``out_dir``."""
     t0 = time.perf_counter()
     p, checks = plan(ws, spec)
     target = spec.target_vocab_size
@@ -98,7 +158,6 @@ def train(ws: Workspace, spec: TrainSpec, out_dir: str, progress: Progress = no_
         yield from train_data.stream(
             p, st, progress=lambda done: progress(min(done, expected), expected, label))
 
-    os.makedirs(out_dir, exist_ok=True)
     info: dict[str, Any] = {}
     spm_model = None
     progress(0, expected, f"training {spec.model} ({spec.backend}) to {target} tokens")
@@ -109,7 +168,7 @@ def train(ws: Workspace, spec: TrainSpec, out_dir: str, progress: Progress = no_
         if spec.backend == "spm":
             from tokenfoundry.tasks.train import spm
 
-            prefix = os.path.join(out_dir, "tokenizer")
+            prefix = os.path.join(work, "tokenizer")
             info.update(spm.train_spm(spec, target, batches, prefix))
             spm_model = prefix + ".model"
             tok = spm.to_hf_tokenizer(spm_model, spec)
@@ -142,7 +201,12 @@ def train(ws: Workspace, spec: TrainSpec, out_dir: str, progress: Progress = no_
         specials.append(spec.unk_token)
     vocab = tok.get_vocab(with_added_tokens=True)
     special_ids = {t: vocab[t] for t in specials if t in vocab}
-    outputs.write_hf_dir(out_dir, tok, [t for t in specials if t in vocab],
+    shortfall = vocab_shortfall(spec, target, tok.get_vocab_size(with_added_tokens=True) - padded,
+                                info, stats)
+    if shortfall is not None and spec.strict:
+        raise CheckFailed(f"train: vocabulary {shortfall.got} of {shortfall.asked} asked "
+                          f"({shortfall.why}); nothing written to {out_dir} (strict)")
+    outputs.write_hf_dir(work, tok, [t for t in specials if t in vocab],
                          model_max_length=1_000_000)
     byte_level = spec.backend == "hf" and not spec.byte_fallback and \
         spec.model in ("bpe", "char-bpe", "superbpe")
@@ -155,12 +219,13 @@ def train(ws: Workspace, spec: TrainSpec, out_dir: str, progress: Progress = no_
         vocab_size=tok.get_vocab_size(with_added_tokens=True),
         seconds=seconds, peak_rss_mb=rss, model=spec.model, backend=spec.backend,
         tokenizer_json=os.path.abspath(os.path.join(out_dir, outputs.TOKENIZER_JSON)),
-        spm_model=os.path.abspath(spm_model) if spm_model else None,
+        spm_model=os.path.join(out_dir, "tokenizer.model") if spm_model else None,
         report=os.path.abspath(os.path.join(out_dir, outputs.REPORT)),
         snapshots=[s.ref for s in p.sources if s.ref is not None],
         spec_hash=spec.spec_hash(), docs=stats.total_docs, bytes=stats.total_bytes,
         heldout_docs=p.heldout_docs, realised_mix=mix, special_tokens=special_ids,
         padded_tokens=padded, vocab_sha256=fingerprint, extra=info,
+        requested_vocab_size=target, shortfall=shortfall,
     )
     report = {
         "created_at": utc_now(),
@@ -173,7 +238,8 @@ def train(ws: Workspace, spec: TrainSpec, out_dir: str, progress: Progress = no_
         "seconds": {"total": seconds, "train": round(train_seconds, 3)},
         "peak_rss_mb": rss,
         "vocab": {**outputs.vocab_stats(tok, byte_level), "sha256": fingerprint,
-                  "target": target, "requested": spec.vocab_size, "padded": padded},
+                  "target": target, "requested": spec.vocab_size, "padded": padded,
+                  "shortfall": shortfall.model_dump(mode="json") if shortfall else None},
         "sample": {
             "docs": stats.total_docs, "bytes": stats.total_bytes,
             "heldout_docs_excluded": p.heldout_docs,
@@ -193,9 +259,29 @@ def train(ws: Workspace, spec: TrainSpec, out_dir: str, progress: Progress = no_
         "checks": checks,
         "extra": info,
     }
-    outputs.write_report(out_dir, report)
+    outputs.write_report(work, report)
     progress(expected, expected, "done")
     return result
+
+
+def vocab_shortfall(spec: TrainSpec, asked: int, got: int, info: dict[str, Any],
+                    stats: train_data.StreamStats) -> VocabShortfall | None:
+    """Asked vs got, and why, when the trainer learned fewer tokens than asked (else None)."""
+    reasons = []
+    sb = info.get("superbpe") or {}
+    if sb and sb.get("stage1_vocab", sb.get("transition_point", 0)) < sb.get("transition_point", 0):
+        reasons.append(f"SuperBPE stage 1 stopped at {sb['stage1_vocab']} tokens, below its "
+                       f"transition point {sb['transition_point']}")
+    if got >= asked and not reasons:
+        return None
+    data = f"{stats.total_docs} documents, {stats.total_bytes / 1e6:.2f} MB"
+    if spec.backend == "hf" and spec.model in ("bpe", "char-bpe", "superbpe", "wordpiece"):
+        why = (f"the training text ({data}) has no more pairs that occur at least "
+               f"min_frequency={spec.min_frequency} times")
+    else:
+        why = f"the trainer found no more pieces in the training text ({data})"
+    reasons.append(f"{why}; train on more text, lower min_frequency or vocab_size")
+    return VocabShortfall(asked=asked, got=got, why="; ".join(reasons))
 
 
 def _sample_lines(p: train_data.Plan, n: int) -> list[str]:

@@ -4,9 +4,11 @@ The sample is planned once with DuckDB over the documents' metadata (doc_id, gro
 then streamed from Parquet in file order, batch by batch, so a corpus never sits in a Python
 list. Rules, all deterministic (no RNG state, only hashes of ids):
 
-- held out: ``storage.splits.is_heldout(doc_id, holdout_fraction)`` documents are never yielded;
+- held out: documents under their input's held-out threshold (``storage.splits``: a rule on the
+  content hash, with a minimum count for small inputs) are never yielded;
 - budget (``max_bytes`` / ``max_docs``) and mixing: each document gets a key
-  ``u = int(md5(f"{seed}:{doc_id}")[:15], 16)``; a group i with target t_i and size n_i is fed
+  ``u = int(md5(f"{seed}:{content_hash}")[:15], 16)`` (its content, not its path, so two copies of
+  the same sources at different paths give the same sample); a group i with target t_i and size n_i is fed
   ``floor(t_i / n_i)`` full copies of every document plus one more copy of the documents whose
   key is at most a threshold that DuckDB computes from the running byte (and doc) sums in key
   order: the key-order prefix whose bytes are closest to the remaining target (within one
@@ -31,7 +33,7 @@ import pyarrow as pa
 from tokenfoundry.schemas.errors import BadInputError
 from tokenfoundry.schemas.train import SnapshotRef, TrainSpec
 from tokenfoundry.storage import catalog
-from tokenfoundry.storage.splits import bucket, heldout_sql
+from tokenfoundry.storage import splits
 from tokenfoundry.storage.workspace import Snapshot, Workspace, check_name
 from tokenfoundry.schemas.ingest import IngestSpec, IngestUnit
 from tokenfoundry.tasks.ingest.readers import read_unit
@@ -41,13 +43,13 @@ _log = logging.getLogger(__name__)
 _KEY_HEX = 15  # hex digits of the sampling key (fits a signed 64-bit integer)
 
 
-def sample_key(seed: int, doc_id: str) -> int:
+def sample_key(seed: int, content_hash: str) -> int:
     """The sampling key of a document (same value as the DuckDB expression in :func:`_key_sql`)."""
-    return int(hashlib.md5(f"{seed}:{doc_id}".encode()).hexdigest()[:_KEY_HEX], 16)
+    return int(hashlib.md5(f"{seed}:{content_hash}".encode()).hexdigest()[:_KEY_HEX], 16)
 
 
 def _key_sql(seed: int) -> str:
-    return f"('0x' || substr(md5('{int(seed)}:' || doc_id), 1, {_KEY_HEX}))::UBIGINT"
+    return f"('0x' || substr(md5('{int(seed)}:' || chash), 1, {_KEY_HEX}))::UBIGINT"
 
 
 @dataclass
@@ -70,6 +72,10 @@ class Source:
 
     def bytes_sql(self) -> str:
         return "n_bytes" if "n_bytes" in self.columns else "strlen(text)"
+
+    def content_sql(self) -> str:
+        """The content hash that decides the split and the sample (storage.splits)."""
+        return "content_hash" if "content_hash" in self.columns else "md5(text)"
 
 
 def resolve_sources(ws: Workspace, spec: TrainSpec) -> list[Source]:
@@ -147,6 +153,8 @@ class Plan:
     heldout_docs: int
     excluded_lang_docs: int
     spec: TrainSpec
+    #: per input (label): documents whose split key is below this are held out
+    heldout_below: dict[str, int] = field(default_factory=dict)
 
     @property
     def expected_bytes(self) -> int:
@@ -172,10 +180,11 @@ def _meta_sql(con, sources: list[Source]) -> str:
             src = (f"read_parquet({catalog.sql_list(paths)}, filename=true, "
                    "file_row_number=true)")
             parts.append(f"SELECT '{label}' AS corpus, {s.doc_id_sql()} AS doc_id, "
-                         f"{s.lang_sql()} AS lang, {s.bytes_sql()}::BIGINT AS n_bytes FROM {src}")
+                         f"{s.lang_sql()} AS lang, {s.bytes_sql()}::BIGINT AS n_bytes, "
+                         f"{s.content_sql()} AS chash FROM {src}")
         else:
             con.register(f"_text_{i}", _text_meta(s))
-            parts.append(f"SELECT '{label}' AS corpus, doc_id, lang, n_bytes "
+            parts.append(f"SELECT '{label}' AS corpus, doc_id, lang, n_bytes, chash "
                          f"FROM _text_{i}")
     return " UNION ALL ".join(parts)
 
@@ -183,8 +192,18 @@ def _meta_sql(con, sources: list[Source]) -> str:
 def plan_sample(sources: list[Source], spec: TrainSpec) -> Plan:
     """Count, check and plan the sample with DuckDB; BadInputError when nothing is trainable."""
     con = catalog.connect(threads=2)
-    con.execute(f"CREATE TEMP VIEW meta AS {_meta_sql(con, sources)}")
-    held = heldout_sql(spec.holdout_fraction)
+    con.execute(f"CREATE TEMP TABLE meta0 AS {_meta_sql(con, sources)}")
+    below = {}
+    for s in sources:
+        keys = con.execute(f"SELECT {splits.key_sql('chash')} AS k FROM meta0 WHERE corpus = ?",
+                           [s.label]).fetchnumpy()["k"]
+        below[s.label] = splits.heldout_threshold(keys, spec.holdout_fraction)
+    con.register("_heldout_below", pa.table({"corpus": list(below),
+                                             "below": pa.array(list(below.values()),
+                                                               pa.uint64())}))
+    con.execute(f"CREATE TEMP VIEW meta AS SELECT meta0.*, {splits.key_sql('chash')} < below "
+                "AS held FROM meta0 JOIN _heldout_below USING (corpus)")
+    held = "held"
     grp = {"lang": "lang", "corpus": "corpus"}.get(spec.mix_by, "'all'")
     rows = con.execute(
         f"SELECT corpus, lang, count(*) FILTER (WHERE {held}), "
@@ -210,7 +229,8 @@ def plan_sample(sources: list[Source], spec: TrainSpec) -> Plan:
         where += f" AND lang IN ({lang_list})"
     if not any(r[3] for r in rows):
         raise BadInputError(f"corpora: {names}: every one of {total_docs} documents is held out "
-                            f"(holdout_fraction {spec.holdout_fraction}); lower it")
+                            f"(holdout_fraction {spec.holdout_fraction}); lower it (train --holdout-fraction, "
+                            "or train.holdout_fraction in a pipeline)")
     groups: dict[str, Group] = {}
     for corpus, lang, _h, n, b in rows:
         name = lang if spec.mix_by == "lang" else corpus if spec.mix_by == "corpus" else "all"
@@ -253,7 +273,7 @@ def plan_sample(sources: list[Source], spec: TrainSpec) -> Plan:
             "ORDER BY u", [k]).fetchnumpy()
         g.threshold, g.skip = _first_fit(arr["u"], arr["n_bytes"], target_b, target_d)
     con.close()
-    return Plan(sources, groups, heldout, excluded, spec)
+    return Plan(sources, groups, heldout, excluded, spec, below)
 
 
 def _first_fit(keys, sizes, target_bytes: float, target_docs: float,
@@ -303,16 +323,18 @@ def _read_text_source(source: Source, batch_size: int
 
 
 def _text_meta(source: Source) -> pa.Table:
-    """(doc_id, lang, n_bytes) of every document of a text source (one reading pass); the
+    """(doc_id, lang, n_bytes, chash) of every document of a text source (one reading pass); the
     reader's rejects are counted and logged, so nothing is left out without a word."""
     ids: list[str] = []
     langs: list[str] = []
     sizes: list[int] = []
+    hashes: list[str] = []
     rejects: dict[str, int] = {}
     for b_ids, b_langs, texts, rej in _read_text_source(source, 8192):
         ids += b_ids
         langs += b_langs
         sizes += [len(t.encode("utf-8", "replace")) for t in texts]
+        hashes += [splits.text_hash(t) for t in texts]
         for r in rej:
             rejects[r[1]] = rejects.get(r[1], 0) + 1
     if rejects:
@@ -320,7 +342,8 @@ def _text_meta(source: Source) -> pa.Table:
                      "them in a rejects table", source.label, sum(rejects.values()),
                      ", ".join(f"{k} {v}" for k, v in sorted(rejects.items())))
     return pa.table({"doc_id": pa.array(ids, pa.string()), "lang": pa.array(langs, pa.string()),
-                     "n_bytes": pa.array(sizes, pa.int64())})
+                     "n_bytes": pa.array(sizes, pa.int64()),
+                     "chash": pa.array(hashes, pa.string())})
 
 
 @dataclass
@@ -342,16 +365,18 @@ class StreamStats:
         return {k: round(v / t, 6) for k, v in sorted(self.bytes.items())}
 
 
-def _iter_rows(source: Source, batch_size: int) -> Iterator[tuple[list, list, list, list | None]]:
-    """(doc_ids, langs, texts, n_bytes|None) per batch, in file order."""
+def _iter_rows(source: Source, batch_size: int
+               ) -> Iterator[tuple[list, list, list, list | None, list]]:
+    """(doc_ids, langs, texts, n_bytes|None, content hashes) per batch, in file order."""
     import pyarrow.parquet as pq
 
     if source.kind == "text":
         for ids, langs, texts, _rejects in _read_text_source(source, batch_size):
             if ids:
-                yield ids, langs, texts, None
+                yield ids, langs, texts, None, [splits.text_hash(t) for t in texts]
         return
-    cols = ["text"] + [c for c in ("doc_id", "lang", "n_bytes") if c in source.columns]
+    cols = ["text"] + [c for c in ("doc_id", "lang", "n_bytes", "content_hash")
+                       if c in source.columns]
     for path in source.files:
         fh = source.fs.open(path, "rb") if source.fs is not None else open(path, "rb")
         with fh:
@@ -363,7 +388,8 @@ def _iter_rows(source: Source, batch_size: int) -> Iterator[tuple[list, list, li
                 ids = d.get("doc_id") or [f"{path}:{row0 + j}" for j in range(n)]
                 langs = [x or "und" for x in d["lang"]] if "lang" in d else ["und"] * n
                 row0 += n
-                yield ids, langs, d["text"], d.get("n_bytes")
+                hashes = d.get("content_hash") or [splits.text_hash(t) for t in d["text"]]
+                yield ids, langs, d["text"], d.get("n_bytes"), hashes
 
 
 def stream(plan: Plan, stats: StreamStats | None = None, *, group: str | None = None,
@@ -371,16 +397,16 @@ def stream(plan: Plan, stats: StreamStats | None = None, *, group: str | None = 
            ) -> Iterator[list[str]]:
     """Batches of training texts following ``plan`` (optionally only one group)."""
     spec = plan.spec
-    cut = round(spec.holdout_fraction * 10_000)
     wanted = set(spec.languages) if spec.languages else None
     bs = batch_size or spec.batch_size
     seed = spec.seed
     groups = plan.groups
     out: list[str] = []
     for source in plan.sources:
-        for ids, langs, texts, nb in _iter_rows(source, bs):
-            for j, doc_id in enumerate(ids):
-                if cut and bucket(doc_id) < cut:
+        below = plan.heldout_below.get(source.label, 0)
+        for ids, langs, texts, nb, hashes in _iter_rows(source, bs):
+            for j, chash in enumerate(hashes):
+                if below and splits.split_key(chash) < below:
                     if stats is not None:
                         stats.heldout_seen += 1
                     continue
@@ -395,7 +421,7 @@ def stream(plan: Plan, stats: StreamStats | None = None, *, group: str | None = 
                     continue
                 copies = g.full_copies
                 if g.threshold >= 0:
-                    key = sample_key(seed, doc_id)
+                    key = sample_key(seed, chash)
                     if key <= g.threshold and key not in g.skip:
                         copies += 1
                 if copies == 0:
@@ -429,14 +455,15 @@ def parallel_dev_set(plan: Plan, langs: list[str], n: int) -> dict[str, list[str
     for s in srcs:
         if s.fs is not None:
             con.register_filesystem(s.fs)
+        below = plan.heldout_below.get(s.label, 0)
         parts.append(f"SELECT {s.doc_id_sql()} AS doc_id, {s.lang_sql()} AS lang, align_key, "
                      f"text FROM read_parquet({catalog.sql_list(s.files)}, filename=true, "
-                     "file_row_number=true) WHERE align_key IS NOT NULL")
-    held = heldout_sql(plan.spec.holdout_fraction)
+                     f"file_row_number=true) WHERE align_key IS NOT NULL AND "
+                     f"{splits.key_sql(s.content_sql())} >= {below}::UBIGINT")
     lang_list = ", ".join("'" + x.replace("'", "''") + "'" for x in langs)
     rows = con.execute(
-        f"WITH a AS ({' UNION ALL '.join(parts)}), b AS (SELECT * FROM a WHERE NOT {held} "
-        f"AND lang IN ({lang_list})), k AS (SELECT align_key FROM b GROUP BY align_key "
+        f"WITH a AS ({' UNION ALL '.join(parts)}), b AS (SELECT * FROM a WHERE "
+        f"lang IN ({lang_list})), k AS (SELECT align_key FROM b GROUP BY align_key "
         f"HAVING count(DISTINCT lang) = {len(langs)} ORDER BY md5('{plan.spec.seed}:' || "
         f"align_key) LIMIT {int(n)}) SELECT b.lang, b.align_key, min(b.text) FROM b "
         "JOIN k USING (align_key) GROUP BY ALL ORDER BY b.align_key, b.lang").fetchall()

@@ -164,12 +164,22 @@ def canonical_unigram(tokenizer, n_fixed: int):
     rest = [[p, round(sc, UNIGRAM_SCORE_DECIMALS)] for p, sc in vocab[n_fixed:]]
     # characters the trainer appends below every learnt piece get scores min - k*eps in
     # hash order: give that same set of scores to the characters in code-point order
+    # (below the last learnt piece, or in the band of consecutive lowest scores, which can hold
+    # a learnt piece too)
     floor = min((sc for p, sc in rest if len(p) > 1), default=None)
-    if floor is not None:
-        tail = [x for x in rest if x[1] < floor and len(x[0]) == 1]
-        scores = sorted((x[1] for x in tail), reverse=True)
-        for x, sc in zip(sorted(tail, key=lambda x: x[0]), scores):
-            x[1] = sc
+    step = 2 * 10 ** -UNIGRAM_SCORE_DECIMALS
+    lowest = sorted(rest, key=lambda x: x[1])
+    band = lowest[:1]
+    for prev, x in zip(lowest, lowest[1:]):
+        if x[1] - prev[1] > step:
+            break
+        band.append(x)
+    in_band = {id(x) for x in band}
+    tail = [x for x in rest if len(x[0]) == 1
+            and (id(x) in in_band or (floor is not None and x[1] < floor))]
+    scores = sorted((x[1] for x in tail), reverse=True)
+    for x, sc in zip(sorted(tail, key=lambda x: x[0]), scores):
+        x[1] = sc
     rest.sort(key=lambda x: (-x[1], x[0]))
     new = head + rest
     unk = data["model"].get("unk_id")

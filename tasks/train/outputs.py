@@ -78,15 +78,29 @@ def vocab_fingerprint(tokenizer) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's ``bytes_to_unicode`` inverted: byte-level character -> the byte it stands for."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]
+    chars = dict(zip(keep, keep))
+    extra = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = 256 + extra
+            extra += 1
+    return {chr(c): b for b, c in chars.items()}
+
+
 def vocab_stats(tokenizer, byte_level: bool) -> dict[str, Any]:
     """Size, merges, token-length histogram (in bytes for byte-level vocabularies)."""
     data = json.loads(tokenizer.to_str())
     vocab = tokenizer.get_vocab(with_added_tokens=False)
     if byte_level:
-        from tokenizers import decoders
-
-        dec = decoders.ByteLevel()
-        lengths = [len(dec.decode([t]).encode("utf-8")) for t in vocab]
+        byte_of = byte_level_alphabet()
+        # each character of a byte-level token stands for one byte (GPT-2's bytes_to_unicode);
+        # decoding a lone byte >= 0x80 would give U+FFFD and count 3 bytes
+        lengths = [len(t) if all(c in byte_of for c in t) else len(t.encode("utf-8"))
+                   for t in vocab]
         unit = "bytes"
     else:
         lengths = [len(t.replace("▁", " ").replace("##", "")) for t in vocab]

@@ -93,7 +93,8 @@ def train_superbpe(spec: TrainSpec, vocab_size: int, batches: Callable[[], Itera
     merges1 = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1))
                for m in s1["model"]["merges"]]
     n_new = vocab_size - stage1.get_vocab_size(with_added_tokens=True)
-    info: dict[str, Any] = {"transition_point": t, "stage1_merges": len(merges1)}
+    info: dict[str, Any] = {"transition_point": t, "stage1_merges": len(merges1),
+                            "stage1_vocab": stage1.get_vocab_size(with_added_tokens=True)}
     if n_new <= 0:
         info.update(stage2_merges=0, superword_tokens=0)
         return stage1, info

@@ -117,14 +117,19 @@ def test_examples_validate():
         assert isinstance(validate_pipeline(data, str(p)), PipelineSpec)
 
 
-def test_quickstart_yaml_is_embedded_verbatim():
-    from tokenfoundry.flows.cli.quickstart import QUICKSTART_YAML
+def test_examples_ship_as_package_data():
+    from tokenfoundry.flows.quickstart import example_names, example_text
 
-    assert QUICKSTART_YAML == (REPO / "examples" / "quickstart.yaml").read_text()
+    shipped = sorted(p.stem for p in (REPO / "examples").glob("*.yaml"))
+    assert example_names() == shipped and "quickstart" in shipped
+    for name in shipped:
+        assert example_text(name) == (REPO / "examples" / f"{name}.yaml").read_text()
+    with pytest.raises(BadInputError, match="no shipped example"):
+        example_text("nope")
 
 
 def test_machine_sources_resolve_to_real_licence_files():
-    from tokenfoundry.flows.pipeline import dist_info_licences, resolve_machine_sources
+    from tokenfoundry.flows.quickstart import dist_info_licences, resolve_machine_sources
 
     lic = dist_info_licences()
     assert lic and all(Path(p).is_file() and ".dist-info" in p for p in lic)
@@ -136,8 +141,30 @@ def test_machine_sources_resolve_to_real_licence_files():
     assert s.corpora[0].sources == lic and s.train.corpora == ["licences"]
 
 
+def test_stdlib_placeholder_is_the_standard_library_inside_a_venv_too():
+    import sys
+    import sysconfig
+
+    from tokenfoundry.flows.quickstart import (
+        load_pipeline_file,
+        resolve_machine_sources,
+        site_packages_dirs,
+    )
+
+    data = base(corpora=[{"corpus": "stdlib", "sources": ["${STDLIB}/json"]}],
+                train={"corpora": ["stdlib"], "vocab_size": 1000})
+    s = resolve_machine_sources(validate_pipeline(data), "x")
+    json_dir = Path(s.corpora[0].sources[0])
+    assert json_dir == Path(sysconfig.get_paths()["stdlib"]) / "json"
+    assert (json_dir / "decoder.py").is_file()
+    if sys.prefix != sys.base_prefix:  # in a venv the old ${SITE_PACKAGES}/.. is no stdlib
+        assert not (Path(site_packages_dirs()[0]).parent / "json" / "decoder.py").is_file()
+    code = load_pipeline_file(str(REPO / "examples" / "code.yaml"))
+    assert all(Path(p).is_dir() for p in code.corpora[0].sources)
+
+
 def test_transient_errors_are_classified():
-    from tokenfoundry.flows.pipeline import is_transient
+    from tokenfoundry.tasks.retry import is_transient
 
     assert is_transient(TimeoutError("read timed out"))
     assert is_transient(ConnectionResetError())
@@ -151,46 +178,57 @@ def test_transient_errors_are_classified():
     assert not is_transient(BadInputError("bad spec"))
 
 
-def test_call_with_retries_retries_transient_only():
-    from tokenfoundry.flows.pipeline import call_with_retries
+def test_one_transient_predicate_everywhere():
+    """Every storage task retries through the same predicate; no hand-written retry loop."""
+    import inspect
+
+    from tokenfoundry.flows import pipeline
+    from tokenfoundry.tasks.dedup import prefect_tasks as dedup_tasks
+    from tokenfoundry.tasks.retry import retry_transient
+
+    assert pipeline.write_record_task.retry_condition_fn is retry_transient
+    for t in (dedup_tasks.exact_task, dedup_tasks.shard_task, dedup_tasks.finish_task):
+        assert t.retry_condition_fn is retry_transient
+    assert not hasattr(pipeline, "call_with_retries")
+    assert "time.sleep" not in inspect.getsource(pipeline)
+
+
+def test_stage_failures_name_the_stage_and_are_not_retried_here():
+    from tokenfoundry.flows.pipeline import classify_failure
 
     calls = []
-
-    def flaky():
-        calls.append(1)
-        if len(calls) < 3:
-            raise ConnectionResetError("peer reset")
-        return {"ok": True}
-
-    logs = []
-    assert call_with_retries(flaky, "ingest", "corpus x", backoff=0.01, log=logs.append) == \
-        {"ok": True}
-    assert len(calls) == 3 and len(logs) == 2 and "retry 1/2" in logs[0]
 
     def always_timeout():
         calls.append(1)
         raise TimeoutError("s3 slow")
 
-    calls.clear()
     with pytest.raises(StageFailed) as ei:
-        call_with_retries(always_timeout, "dedup", "snapshot abc", attempts=3, backoff=0.01)
-    assert len(calls) == 3
+        classify_failure(always_timeout, "dedup", "snapshot abc")
+    assert len(calls) == 1  # retries happen on the task that met the error, in Prefect
     assert ei.value.stage == "dedup" and ei.value.input == "snapshot abc"
-    assert "TimeoutError: s3 slow" in str(ei.value) and "gave up after 3" in str(ei.value)
-
-    def broken():
-        calls.append(1)
-        raise KeyError("text")
-
-    calls.clear()
+    assert "TimeoutError: s3 slow" in str(ei.value) and "transient" in str(ei.value)
     with pytest.raises(StageFailed, match=r"stage train failed on corpora a: KeyError"):
-        call_with_retries(broken, "train", "corpora a", backoff=0.01)
-    assert len(calls) == 1  # not retried
-
+        classify_failure(lambda: {}["text"], "train", "corpora a")
     with pytest.raises(BadInputError, match=r"stage ingest \(corpus x\): no such file"):
-        call_with_retries(lambda: (_ for _ in ()).throw(BadInputError("no such file")),
-                          "ingest", "corpus x")
+        classify_failure(lambda: (_ for _ in ()).throw(BadInputError("no such file")),
+                         "ingest", "corpus x")
     assert StageFailed.exit_code == 1
+
+
+def test_stage_keys_follow_the_code_that_runs_the_stage(tmp_path, monkeypatch):
+    import shutil
+
+    from tokenfoundry.flows import pipeline
+
+    src = tmp_path / "train"
+    shutil.copytree(pipeline._package_root("tasks/train"), src)
+    before = pipeline.source_fingerprint([src])
+    (src / "core.py").write_text((src / "core.py").read_text() + "\n# a bug fix\n")
+    assert pipeline.source_fingerprint([src]) != before
+    assert pipeline.code_fingerprint("train") != pipeline.code_fingerprint("evaluate")
+    key = pipeline.stage_key("train", {"vocab_size": 600}, {"licences": "s1"})
+    monkeypatch.setattr(pipeline, "code_fingerprint", lambda stage: "fixed-train-code")
+    assert pipeline.stage_key("train", {"vocab_size": 600}, {"licences": "s1"}) != key
 
 
 def test_runner_selection():
@@ -221,3 +259,38 @@ def test_cli_run_bad_spec_exits_2_naming_the_key(tmp_path):
     r = subprocess.run(["tokenfoundry", "run", str(p), "--runner", "spark"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and "--runner 'spark': choose threads or dask" in r.stderr
+
+
+def test_max_bytes_caps_every_corpus_and_keeps_every_source(tmp_path):
+    from tokenfoundry.flows.quickstart import cap_source_bytes
+
+    langs = {}
+    for lang in ("de", "fr", "ru"):
+        d = tmp_path / lang
+        d.mkdir()
+        for i in range(5):
+            (d / f"{i}.txt").write_text(f"{lang} {i} " * 100)  # ~500-600 bytes each
+        langs[lang] = d
+    data = base(corpora=[{"corpus": "ui", "sources": [str(p) for p in langs.values()]}],
+                train={"corpora": ["ui"], "vocab_size": 1000, "max_bytes": 10**9})
+    spec = cap_source_bytes(validate_pipeline(data), 2000, "x.yaml")
+    files = spec.corpora[0].sources
+    assert {Path(f).parent.name for f in files} == {"de", "fr", "ru"}  # taken in turn
+    sizes = [Path(f).stat().st_size for f in files]
+    assert sum(sizes) - sizes[-1] < 2000 <= sum(sizes)  # whole files, stops at the cap
+    assert spec.train.max_bytes == 2000
+    assert spec.dedup == validate_pipeline(data).dedup  # everything else as the spec says
+    with pytest.raises(BadInputError, match="--max-bytes"):
+        cap_source_bytes(validate_pipeline(data), 0, "x.yaml")
+
+
+def test_run_finds_a_shipped_example_from_any_directory(tmp_path, monkeypatch):
+    from tokenfoundry.flows.quickstart import load_pipeline_file
+
+    monkeypatch.chdir(tmp_path)  # no examples/ here
+    for arg in ("examples/legal.yaml", "legal", "legal.yaml"):
+        assert load_pipeline_file(arg).name == "legal"
+    mine = tmp_path / "legal.yaml"
+    mine.write_text((REPO / "examples" / "legal.yaml").read_text().replace(
+        "name: legal", "name: my-legal"))
+    assert load_pipeline_file("legal.yaml").name == "my-legal"  # a real file wins

@@ -10,7 +10,7 @@ import pytest
 
 from tokenfoundry.schemas.errors import BadInputError
 from tokenfoundry.schemas.train import TrainSpec
-from tokenfoundry.storage.splits import is_heldout
+from tokenfoundry.storage.splits import heldout_threshold, is_heldout, split_key
 from tokenfoundry.tasks.train import data
 from tf_fixtures import train as fx
 
@@ -22,7 +22,7 @@ def _plan(ws, **kw):
 
 def _docs(ws, corpus):
     snap = ws.resolve(corpus)
-    return snap.dataset().to_table(columns=["doc_id", "lang", "text", "n_bytes"]).to_pylist()
+    return snap.dataset().to_table(columns=["doc_id", "lang", "text", "n_bytes", "content_hash"]).to_pylist()
 
 
 def test_heldout_documents_never_reach_the_stream(workspace):
@@ -31,9 +31,12 @@ def test_heldout_documents_never_reach_the_stream(workspace):
     plan = _plan(workspace, corpora=["legal"], holdout_fraction=0.2)
     stats = data.StreamStats()
     streamed = Counter(t for batch in data.stream(plan, stats) for t in batch)
-    held = [d for d in docs if is_heldout(d["doc_id"], 0.2)]
-    kept = [d for d in docs if not is_heldout(d["doc_id"], 0.2)]
-    assert 40 < len(held) < 130  # ~20% of 408 paragraphs
+    # the corpus' threshold: 20 %, or at least min(100, n // 5) documents (storage.splits)
+    below = heldout_threshold([split_key(d["content_hash"]) for d in docs], 0.2)
+    assert plan.heldout_below == {"legal": below}
+    held = [d for d in docs if is_heldout(d["content_hash"], 0.2, below)]
+    kept = [d for d in docs if not is_heldout(d["content_hash"], 0.2, below)]
+    assert len(held) >= min(100, len(docs) // 5) and 40 < len(held) < 130  # ~20% of 408
     assert plan.heldout_docs == len(held) == stats.heldout_seen
     assert stats.total_docs == len(kept) and sum(streamed.values()) == len(kept)
     assert Counter(d["text"] for d in kept) == streamed
@@ -73,7 +76,7 @@ def test_temperature_mixing_probabilities(workspace):
     docs = _docs(workspace, "ui")
     n = Counter()
     for d in docs:
-        if not is_heldout(d["doc_id"], 0.05):
+        if not is_heldout(d["content_hash"], 0.05):
             n[d["lang"]] += d["n_bytes"]
     for alpha in (0.3, 1.0):
         plan = _plan(workspace, corpora=["ui"], mix_by="lang", mix_alpha=alpha)

@@ -29,8 +29,8 @@ def legal_ws(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def heldout_text(legal_ws):
-    docs = legal_ws.resolve("legal").dataset().to_table(columns=["doc_id", "text"]).to_pylist()
-    return [d["text"] for d in docs if is_heldout(d["doc_id"], 0.05)]
+    docs = legal_ws.resolve("legal").dataset().to_table(columns=["doc_id", "text", "content_hash"]).to_pylist()
+    return [d["text"] for d in docs if is_heldout(d["content_hash"], 0.05)]
 
 
 def _auto(path):

@@ -10,7 +10,7 @@ def tiny_spec(mo_files: list[str], **over: Any) -> dict[str, Any]:
     """The spec as a dict; each keyword replaces a section, or is merged into it when both the
     section and the value are dicts (``train={"vocab_size": 640}``)."""
     corpora = [{"corpus": "licences", "sources": ["/usr/share/common-licenses"], "lang": "en",
-                "min_chars": 200}]
+                "split_paragraphs": True, "min_chars": 100}]  # hundreds of paragraphs
     if mo_files:
         corpora.append({"corpus": "gettext", "sources": list(mo_files), "min_chars": 8})
     spec: dict[str, Any] = {

@@ -187,3 +187,65 @@ def bits_per_byte(models: dict[str, str | Path], docs: list[str], *, max_bytes: 
     for s in scores.values():
         s.bits_per_byte_vs_first = s.bits_per_byte / first
     return scores
+
+
+def resolve_model(source: str, registry: str | None = None) -> tuple[str, Path]:
+    """``[LABEL=]smollm2 | DIR | NAME@VERSION`` -> (label, local model directory)."""
+    label, _, rest = source.partition("=") if "=" in source else ("", "", source)
+    spec = rest or source
+    p = Path(spec)
+    if p.is_dir():
+        return label or p.name, p
+    if spec.lower().startswith("smollm2"):
+        from tokenfoundry.tasks.extend.base import resolve_base
+
+        return label or "smollm2", resolve_base(spec).path
+    if "@" in spec:
+        from tokenfoundry.storage import registry as reg
+
+        return label or spec, Path(reg.pull(spec, None, registry))
+    raise BadInputError(f"--model {source}: not a directory, not 'smollm2' and not a registry "
+                        "ref NAME@VERSION; give a causal-LM directory")
+
+
+def write_bpb_report(scores: dict[str, ModelScore], out_dir: str | Path) -> list[str]:
+    """bits_per_byte.parquet, plots/bits_per_byte.png and a section of report.md in out_dir."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [s.as_dict() for s in scores.values()]
+    pq.write_table(pa.Table.from_pylist(rows), out / "bits_per_byte.parquet")
+    written = [str(out / "bits_per_byte.parquet")]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        (out / "plots").mkdir(exist_ok=True)
+        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(rows)))
+        ax.barh([r["model"] for r in rows][::-1], [r["bits_per_byte"] for r in rows][::-1])
+        ax.set_xlabel("bits per byte (lower is better)")
+        fig.tight_layout()
+        fig.savefig(out / "plots" / "bits_per_byte.png", dpi=100)
+        plt.close(fig)
+        written.append(str(out / "plots" / "bits_per_byte.png"))
+    except ImportError:  # matplotlib is a dependency; a broken install still gets the table
+        pass
+    first = rows[0]
+    lines = ["", "## Bits per byte (language models)", "",
+             f"{first['bytes']} UTF-8 bytes in {first['segments']} segments, the same for every "
+             "model; first token conditioned on the document-boundary token.", "",
+             "| model | bits/byte | vs first | tokens | bytes/token | seconds |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['bits_per_byte']:.4f} | "
+                     f"{r['bits_per_byte_vs_first']:.4f} | {r['tokens']} | "
+                     f"{r['bytes_per_token']:.3f} | {r['seconds']:.1f} |")
+    if len(written) > 1:
+        lines += ["", "![bits per byte](plots/bits_per_byte.png)"]
+    with open(out / "report.md", "a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return written

@@ -156,24 +156,8 @@ def extend(spec: ExtendSpec, out: str | Path, *, workspace: str | None = None,
     model = AutoModelForCausalLM.from_pretrained(str(base.path), dtype=torch.float32,
                                                  local_files_only=True)
     model.eval()
-    emb_in = model.get_input_embeddings().weight
-    tied = bool(getattr(model.config, "tie_word_embeddings", False)) and \
-        model.get_output_embeddings() is not None and \
-        model.get_output_embeddings().weight.data_ptr() == emb_in.data_ptr()
-    if emb_in.shape[0] != ext.n_old:
-        raise BadInputError(f"base {spec.base}: embedding rows {emb_in.shape[0]} != tokenizer size "
-                            f"{ext.n_old}; extension needs one row per token id")
-    E = emb_in.detach().numpy().copy()
-    E_out = None if tied else model.get_output_embeddings().weight.detach().numpy().copy()
-    old_tokens = [""] * ext.n_old
-    for s, i in base_json["model"]["vocab"].items():
-        old_tokens[i] = s
-    for a in base_json.get("added_tokens", []):
-        old_tokens[a["id"]] = a["content"]
-    byte_level = is_byte_level(base_json)
-    added_ids = {a["id"] for a in base_json.get("added_tokens", [])}
-    old_bytes = [s.encode("utf-8") if i in added_ids else token_bytes(s, byte_level)
-                 for i, s in enumerate(old_tokens)]
+    E, E_out, tied, old_tokens, old_bytes = base_arrays(model, base_json, ext.n_old,
+                                                        f"base {spec.base}")
     tmp_root = out.parent if out.parent.exists() else None
     if tmp_root is None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -252,6 +236,28 @@ def extend(spec: ExtendSpec, out: str | Path, *, workspace: str | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def base_arrays(model, base_json: dict, n_old: int, what: str):
+    """(E, E_out or None, tied, old token strings, old token bytes) of a loaded base model."""
+    emb_in = model.get_input_embeddings().weight
+    head = model.get_output_embeddings()
+    tied = head is not None and head.weight.data_ptr() == emb_in.data_ptr()
+    if emb_in.shape[0] != n_old:
+        raise BadInputError(f"{what}: embedding rows {emb_in.shape[0]} != tokenizer size "
+                            f"{n_old}; extension needs one row per token id")
+    E = emb_in.detach().numpy().copy()
+    E_out = None if tied else head.weight.detach().numpy().copy()
+    old_tokens = [""] * n_old
+    for s, i in base_json["model"]["vocab"].items():
+        old_tokens[i] = s
+    for a in base_json.get("added_tokens", []):
+        old_tokens[a["id"]] = a["content"]
+    byte_level = is_byte_level(base_json)
+    added_ids = {a["id"] for a in base_json.get("added_tokens", [])}
+    old_bytes = [s.encode("utf-8") if i in added_ids else token_bytes(s, byte_level)
+                 for i, s in enumerate(old_tokens)]
+    return E, E_out, tied, old_tokens, old_bytes
 
 
 def _cap(docs: list[str], max_bytes: int) -> list[str]:

@@ -113,7 +113,7 @@ def take(paras: list[str], n_bytes: int) -> list[str]:
         if size >= n_bytes:
             break
         out.append(p)
-        size += len(p.encode("utf-8")) + 2
+        size += len(p.encode("utf-8"))
     return out
 
 
@@ -130,8 +130,8 @@ def language_data(lang: str, slice_bytes: int) -> dict:
     elif lang == "de":
         corpus = catalog_messages(["/usr/share/locale/de/LC_MESSAGES/*.mo"])
         paras = text_paragraphs("/usr/share/debian-reference/debian-reference.de.txt.gz")
-        prose = [p for p in paras if len(p) >= 120 and letters_share(p, "a", "z") > 0.6
-                 and re.search(r"\b(und|die|der|ist)\b", p)]
+        prose = [p for p in paras if 120 <= len(p) <= 3000 and letters_share(p, "a", "z") > 0.6
+                 and letters_share(p, "0", "9") < 0.03 and re.search(r"\b(und|die|der|ist)\b", p)]
         half = len(prose) // 2
         keep = {"debian-reference-1": prose[:half], "debian-reference-2": prose[half:]}
         filt = "none"
@@ -235,7 +235,7 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(BASELINES),
                     help="comma-separated METHODS entries, or 'all'")
     ap.add_argument("--new-tokens", type=int, default=4000)
-    ap.add_argument("--slice-bytes", type=int, default=30_000)
+    ap.add_argument("--slice-bytes", type=int, default=32_000)
     ap.add_argument("--max-bytes", type=int, default=1024, help="bits/byte segment cap")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()

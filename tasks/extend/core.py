@@ -91,6 +91,24 @@ def corpus_reader(spec: ExtendSpec, workspace: str | None) -> tuple[Callable[[],
     return texts, sources
 
 
+def workspace_heldout(spec: ExtendSpec, workspace: str) -> list[str]:
+    """Held-out documents (storage.splits rule) of the workspace corpora among spec.corpora."""
+    from tokenfoundry.storage.catalog import connect, scan
+    from tokenfoundry.storage.splits import heldout_sql
+    from tokenfoundry.storage.workspace import Workspace
+
+    ws = Workspace(workspace)
+    docs: list[str] = []
+    for c in spec.corpora:
+        if Path(c).exists() or not ws.list_snapshots(c) or spec.holdout_fraction <= 0:
+            continue
+        snap = ws.resolve(c, spec.ref)
+        docs += [r[0] for r in connect(ws).execute(
+            f"SELECT text FROM {scan(snap)} WHERE {heldout_sql(spec.holdout_fraction)} "
+            "ORDER BY doc_id").fetchall()]
+    return docs
+
+
 def _hashing(it: Iterator[str], h) -> Iterator[str]:
     for t in it:
         h.update(t.encode("utf-8"))
@@ -137,6 +155,8 @@ def extend(spec: ExtendSpec, out: str | Path, *, workspace: str | None = None,
 
         reference += read_texts(p).docs
     texts, sources = corpus_reader(spec, workspace)
+    if not heldout_docs and workspace is not None:  # the held-out documents of workspace corpora
+        heldout_docs = workspace_heldout(spec, workspace)
     base_json = check_bpe_tokenizer(base.path / "tokenizer.json", f"base {spec.base}")
 
     # 1. merges

@@ -71,7 +71,7 @@ def corpus_reader(spec: ExtendSpec, workspace: str | None) -> tuple[Callable[[],
         sources.append({"corpus": c, "snapshot_id": snap.snapshot_id})
 
         def rows(sql=sql, ws=ws) -> Iterator[str]:
-            reader = connect(ws).execute(sql).fetch_record_batch(4096)
+            reader = connect(ws).sql(sql).to_arrow_reader(4096)
             for batch in reader:
                 yield from batch.column(0).to_pylist()
 

@@ -135,3 +135,21 @@ def test_non_bpe_and_missing_base_exit_2(tmp_path, base, texts):
     with pytest.raises(BadInputError, match="not BPE"):
         extend(_spec(bad, texts), tmp_path / "o2")
     assert not (tmp_path / "o2").exists()
+
+
+def test_workspace_corpus_learns_from_non_heldout_and_scores_heldout(base, texts, tmp_path):
+    from tokenfoundry.storage.workspace import Workspace
+    from tokenfoundry.tasks.extend.core import corpus_reader, workspace_heldout
+    from tokenfoundry.tasks.train.snapshots import write_snapshot
+
+    base_dir, _ = base
+    ws = Workspace(tmp_path / "ws")
+    docs = gettext_docs("uk")[:2000]
+    write_snapshot(ws, "uk", [{"text": t, "lang": "uk"} for t in docs])
+    spec = ExtendSpec(base=str(base_dir), corpora=["uk"], new_tokens=50, holdout_fraction=0.1)
+    read, sources = corpus_reader(spec, ws.uri)
+    learn, held = list(read()), workspace_heldout(spec, ws.uri)
+    assert sources[0]["corpus"] == "uk" and sources[0]["snapshot_id"]
+    assert len(learn) + len(held) == len(docs) and 0 < len(held) < 0.2 * len(docs)
+    report = extend(spec, tmp_path / "out", workspace=ws.uri)
+    assert report["corpus"]["sources"] == sources and report["bits_per_byte"] > 0

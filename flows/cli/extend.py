@@ -82,7 +82,8 @@ def extend_cmd(
         "--max-bytes", help="Read at most this many bytes of target text.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of random draws.")] = None,
     out_dir: Annotated[str | None, typer.Option(
-        "--out", "-o", help="Output directory (written to a temp dir, renamed into place).")] = None,
+        "--out", "-o",
+        help="Output directory (written to a temp dir, renamed into place).")] = None,
     workspace: WorkspaceOpt = "workspace",
     json_out: JsonOpt = False,
     flow: FlowOpt = False,

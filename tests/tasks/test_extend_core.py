@@ -82,7 +82,8 @@ def test_seed_gives_byte_identical_rows(base, texts, init):
 
     m = AutoModelForCausalLM.from_pretrained(base_dir, local_files_only=True)
     E = m.get_input_embeddings().weight.detach().numpy()
-    E_out = None if m.config.tie_word_embeddings else m.get_output_embeddings().weight.detach().numpy()
+    head = m.get_output_embeddings().weight.detach().numpy()
+    E_out = None if m.config.tie_word_embeddings else head
     leaves = [[3, 4], [5, 6, 7], [10]]
 
     def ctx(seed):

@@ -142,6 +142,14 @@ def evaluate_cmd(
     result_json = result.model_dump(mode="json")
     if models:
         _add_bits_per_byte(result_json, models, spec.texts, spec.max_docs, bpb_max_bytes, dest)
+        if spec.gates and result.candidate:  # re-judge: gates may name bits_per_byte
+            from tokenfoundry.tasks.evaluate.gates import check_gates
+
+            gates = check_gates(result_json["tokenizers"][result.candidate], spec.gates)
+            result = result.model_copy(update={"gates": gates,
+                                               "gates_passed": all(g.passed for g in gates)})
+            result_json["gates"] = [g.model_dump(mode="json") for g in gates]
+            result_json["gates_passed"] = result.gates_passed
     if json_out:
         emit_json(result_json)
     else:

@@ -60,6 +60,12 @@ def test_extend_json_and_evaluate_bits_per_byte(env, tmp_path):
     assert (tmp_path / "ev" / "bits_per_byte.parquet").is_file()
     assert "Bits per byte" in (tmp_path / "ev" / "report.md").read_text()
 
+    gate = f"bits_per_byte <= {b['bits_per_byte'] / 2}"  # fails: exit 1, naming the metric
+    r = _run("evaluate", "--model", f"base={base}", "--text", str(d / "held.txt"),
+             "--reference", "none", "--out", str(tmp_path / "ev2"), "--gate", gate,
+             "--workspace", str(tmp_path / "ws"))
+    assert r.exit_code == 1 and "bits_per_byte" in r.output
+
 
 def test_bits_per_byte_is_the_nll_by_hand(env):
     """One short segment: Σ -log2 p(t_i | bos, t_<i) / bytes, computed directly."""

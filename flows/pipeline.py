@@ -262,7 +262,7 @@ def _key(name: str) -> str:
 def _headline(stage: str, result: dict[str, Any]) -> str:
     if stage in ("ingest", "dedup"):
         return f"{result.get('snapshot_id', '')} ({result.get('kept', '?')} docs kept)"
-    if stage == "train":
+    if stage in ("train", "extend"):
         sf = result.get("shortfall")
         return str(result.get("out", "")) + (f" (vocabulary {sf['got']} of {sf['asked']} asked)"
                                             if sf else "")
@@ -380,7 +380,7 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
     ws = Workspace(workspace)
     log = get_run_logger()
     n_corpus_stages = len(ps.corpora) * (2 if ps.dedup else 1)
-    stages = _Stages(ws, ps, total=n_corpus_stages + 3)
+    stages = _Stages(ws, ps, total=n_corpus_stages + 3 + (ps.extend is not None))
     log.info("pipeline %s: %d corpora, runner %s", ps.name, len(ps.corpora), describe(ps.runner))
 
     rstats: dict[str, Any] = {}
@@ -397,6 +397,23 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
         lambda: train_flow(spec=tspec, workspace=ws.uri, out=tout),
         _dir_there(ws, "train_report.json"))
     candidate = trained.get("out") or tout
+    ckey = tkey
+
+    # extend (optional): the base model's vocabulary on the pipeline's corpora; the extended
+    # model directory becomes the candidate that is evaluated, gated and published
+    extended: dict[str, Any] = {}
+    if ps.extend is not None:
+        from tokenfoundry.flows.extend import extend_flow
+
+        xspec = ps.extend.model_dump(mode="json")
+        xinputs = {c: snaps[c]["latest"] for c in ps.extend.corpora if c in snaps}
+        ckey = stage_key("extend", xspec, xinputs)
+        xout = ws.path("pipelines", ps.name, "extend", ckey)
+        extended = stages.run(
+            "extend", "extend", xspec, xinputs,
+            lambda: extend_flow(spec=xspec, workspace=ws.uri, out=xout),
+            _dir_there(ws, "extend_report.json", "model.safetensors"))
+        candidate = extended.get("out") or xout
 
     # evaluate the candidate beside the references on held-out text
     # Gates are judged here on the candidate's metrics, so changing a gate re-judges the
@@ -404,13 +421,17 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
     espec = ps.evaluate_spec(f"{ps.publish.name}={candidate}", ws.uri,
                              {c: s["latest"] for c, s in snaps.items()})
     edict = espec.model_copy(update={"gates": []}).model_dump(mode="json")
-    ekey = stage_key("evaluate", edict, {"candidate": tkey, **train_corpora})
+    ekey = stage_key("evaluate", edict, {"candidate": ckey, **train_corpora})
     eout = ws.path("pipelines", ps.name, "evaluate", ekey)
     evaluated = stages.run(
-        "evaluate", "evaluate", edict, {"candidate": tkey, **train_corpora},
+        "evaluate", "evaluate", edict, {"candidate": ckey, **train_corpora},
         lambda: evaluate_flow(spec=edict, workspace=ws.uri, out=eout, fail_on_gates=False),
         lambda r: bool(r.get("json_path")) and ws.fs.exists(r["json_path"]))
     cand_metrics = (evaluated.get("tokenizers") or {}).get(evaluated.get("candidate")) or {}
+    if extended:  # the extended model's bits per byte (measured by the extend stage)
+        cand_metrics = {**cand_metrics, **{k: extended[k] for k in (
+            "bits_per_byte", "bits_per_byte_base", "bits_per_byte_vs_base", "token_reduction")
+            if k in extended}}
     gate_results = [g.model_dump(mode="json") for g in check_gates(cand_metrics, espec.gates)]
     evaluated = {**evaluated, "gates": gate_results,
                  "gates_passed": all(g["passed"] for g in gate_results)}
@@ -422,6 +443,10 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
 
     result: dict[str, Any] = {
         "pipeline": ps.name, "workspace": ws.uri, "snapshots": snaps, "tokenizer": candidate,
+        **({"extend": {k: extended.get(k) for k in (
+            "out", "base", "init", "tokens_added", "vocab_size", "bits_per_byte",
+            "bits_per_byte_base", "bits_per_byte_vs_base", "token_reduction")}}
+           if extended else {}),
         "evaluation": {"out": evaluated.get("out", eout),
                        "report_path": evaluated.get("report_path", ""),
                        "candidate": evaluated.get("candidate"),
@@ -453,7 +478,7 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
 
     # publish (idempotent: the same files give the same version)
     registry = ps.registry_uri(ws.registry_uri)
-    pinputs = {"candidate": tkey, "evaluation": ekey}
+    pinputs = {"candidate": ckey, "evaluation": ekey}
     pspec = ps.publish.model_dump(mode="json") | {"registry": registry}
     published = stages.run(
         "publish", "publish", pspec, pinputs,
@@ -462,7 +487,9 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
             aliases=list(ps.publish.aliases), evaluation=evaluated.get("json_path"),
             gate_results=gate_results,
             lineage={"pipeline": ps.name, "snapshots": snaps, "train_key": tkey,
-                     "evaluate_key": ekey, "spec_hash": ps.spec_hash()}),
+                     "evaluate_key": ekey, "spec_hash": ps.spec_hash(),
+                     **({"extend_key": ckey, "base_model": extended.get("base")}
+                        if extended else {})}),
         lambda r: _version_there(registry, r))
     ref = published.get("ref") or f"{ps.publish.name}@{published.get('version')}"
     result["published"] = {**published, "ref": ref}

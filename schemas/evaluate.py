@@ -111,6 +111,8 @@ GATE_SCALARS: tuple[str, ...] = (
     "byte_fallback_rate", "roundtrip_errors", "encode_mb_per_s", "parity", "premium_max",
     "premium_min", "premium_std", "unreachable_tokens", "never_produced_tokens",
     "partial_utf8_tokens", "mean_token_bytes", "vocab_size", "n_tokens",
+    # language models (evaluate --model, the extend stage): tasks/evaluate/bits_per_byte.py
+    "bits_per_byte", "bits_per_byte_vs_base", "bits_per_byte_vs_first", "token_reduction",
 )
 #: Keyed metrics: ``nsl[o200k]`` (NSL against that reference), ``premium[de]``.
 GATE_KEYED: dict[str, str] = {"nsl": "nsl_by_reference", "premium": "premium"}

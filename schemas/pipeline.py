@@ -37,6 +37,7 @@ from tokenfoundry.schemas.config import Spec
 from tokenfoundry.schemas.dedup import DedupSpec
 from tokenfoundry.schemas.errors import BadInputError, TokenfoundryError
 from tokenfoundry.schemas.evaluate import EvaluateSpec
+from tokenfoundry.schemas.extend import ExtendSpec
 from tokenfoundry.schemas.ingest import IngestSpec
 from tokenfoundry.schemas.train import TrainSpec
 
@@ -118,6 +119,10 @@ class PipelineSpec(Spec):
         default_factory=DedupSection,
         description="Dedup settings for every corpus (DedupSpec without corpus); null skips dedup.")
     train: TrainSpec = Field(description="TrainSpec; its corpora name corpora of this pipeline.")
+    extend: ExtendSpec | None = Field(
+        None, description="Vocabulary extension of a base model (ExtendSpec), run between train "
+        "and evaluate; when set, the extended model directory is the candidate that is "
+        "evaluated, gated (bits_per_byte, bits_per_byte_vs_base) and published.")
     evaluate: EvaluateSection = Field(  # type: ignore[valid-type]
         description="EvaluateSpec without the candidate: texts/corpora/parallel, references, gates.")
     publish: PublishSection = Field(description="Registry name, URI and aliases.")
@@ -138,6 +143,12 @@ class PipelineSpec(Spec):
             raise ValueError(
                 f"train.corpora: {unknown[0]!r} is not a corpus of this pipeline "
                 f"(corpora: {', '.join(names)}); add it under corpora or fix the name")
+        if self.extend is not None:
+            unknown = [c for c in self.extend.corpora if c not in names and not Path(c).exists()]
+            if unknown:
+                raise ValueError(
+                    f"extend.corpora: {unknown[0]!r} is neither a corpus of this pipeline "
+                    f"(corpora: {', '.join(names)}) nor an existing path")
         unknown = [c for c in self.evaluate.corpora if c not in names]
         if unknown:
             raise ValueError(

@@ -62,7 +62,12 @@ def evaluate_cmd(
     out_dir: Annotated[str | None, typer.Option(
         "--out", "-o", help="Report directory (default: <workspace>/evaluations/<spec hash>).")] = None,
     model: Annotated[list[str] | None, typer.Option(
-        "--model", help="Causal LM directory for bits-per-byte (not yet supported).")] = None,
+        "--model", help="Causal LM for bits per byte: a directory (with tokenizer.json), "
+        "'smollm2' or NAME@VERSION; LABEL=... names it. Repeatable; its tokenizer is evaluated "
+        "too and tokenizers.<name>.bits_per_byte is added.")] = None,
+    bpb_max_bytes: Annotated[int, typer.Option(
+        "--bpb-max-bytes", help="Bits per byte: segment length cap in UTF-8 bytes (cut at "
+        "whitespace).")] = 1024,
     max_docs: Annotated[int | None, typer.Option(
         "--max-docs", help="At most this many documents per text source.")] = None,
     registry: Annotated[str | None, typer.Option(
@@ -82,9 +87,16 @@ def evaluate_cmd(
     from tokenfoundry.schemas.errors import BadInputError
     from tokenfoundry.schemas.evaluate import DEFAULT_REFERENCES, EvaluateSpec
 
-    if model:
-        raise BadInputError("--model (bits-per-byte of a language model) is not yet supported; "
-                            "run without --model")
+    models: dict[str, Path] = {}
+    if model:  # bits per byte: each model's tokenizer becomes a candidate under the model's name
+        from tokenfoundry.tasks.evaluate.bits_per_byte import resolve_model
+
+        if not text:
+            raise BadInputError("--model needs --text PATH (the held-out text to score)")
+        for m in model:
+            name, d = resolve_model(m, registry)
+            models[name] = d
+        tokenizer = [*(tokenizer or []), *(f"{n}={d}" for n, d in models.items())]
     refs: list[str] = list(DEFAULT_REFERENCES)
     if reference is not None:
         refs = [r.strip() for item in reference for r in item.split(",") if r.strip()]
@@ -127,13 +139,51 @@ def evaluate_cmd(
 
             result = evaluate(spec, dest, progress=progress)
 
+    result_json = result.model_dump(mode="json")
+    if models:
+        _add_bits_per_byte(result_json, models, spec.texts, spec.max_docs, bpb_max_bytes, dest)
+        if spec.gates and result.candidate:  # re-judge: gates may name bits_per_byte
+            from tokenfoundry.tasks.evaluate.gates import check_gates
+
+            gates = check_gates(result_json["tokenizers"][result.candidate], spec.gates)
+            result = result.model_copy(update={"gates": gates,
+                                               "gates_passed": all(g.passed for g in gates)})
+            result_json["gates"] = [g.model_dump(mode="json") for g in gates]
+            result_json["gates_passed"] = result.gates_passed
     if json_out:
-        emit_json(result.model_dump(mode="json"))
+        emit_json(result_json)
     else:
         _print_summary(result)
+        for name in models:
+            m = result_json["tokenizers"][name]
+            out.print(f"{name}: {m['bits_per_byte']:.4f} bits/byte "
+                      f"(x{m['bits_per_byte_vs_first']:.4f} vs first model, "
+                      f"{m['bpb_tokens']} tokens on {m['bpb_bytes']} bytes)")
     from tokenfoundry.tasks.evaluate.gates import raise_for_gates
 
     raise_for_gates(result.gates, result.candidate)
+
+
+def _add_bits_per_byte(result_json: dict, models: dict, texts: list[str], max_docs: int | None,
+                       max_bytes: int, dest: str) -> None:
+    """Score every model on the --text documents; add bits_per_byte & co. to its entry."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tokenfoundry.tasks.evaluate.bits_per_byte import bits_per_byte, write_bpb_report
+    from tokenfoundry.tasks.evaluate.texts import read_texts
+
+    docs = [d for t in texts for d in read_texts(t, max_docs=max_docs).docs]
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("bits per byte", total=None)
+        scores = bits_per_byte(models, docs, max_bytes=max_bytes, progress=lambda s, d, t:
+                               bar.update(task, completed=d, total=t, description=s))
+    for name, sc in scores.items():
+        result_json["tokenizers"].setdefault(name, {}).update({
+            "bits_per_byte": sc.bits_per_byte, "bits_per_byte_vs_first": sc.bits_per_byte_vs_first,
+            "bpb_tokens": sc.tokens, "bpb_bytes": sc.bytes, "bpb_bytes_per_token":
+            sc.bytes_per_token, "bpb_segments": sc.segments, "bpb_seconds": sc.seconds})
+    result_json["bits_per_byte_files"] = write_bpb_report(scores, dest)
 
 
 def _print_summary(result) -> None:

@@ -1,0 +1,1 @@
+"""Vocabulary extension: merge-aware BPE extension of a base model and embedding initialisation."""

@@ -159,15 +159,13 @@ def cli_errors(fn: F) -> F:
 
                 err.print("".join(traceback.format_exception(e)), markup=False,
                           highlight=False)
-            if json_out:
-                _flush_pending({"error": message, "exit_code": code, **extra})
-            else:
-                _flush_pending(None)
-                from rich.markup import escape
+            # --json: the error joins stdout's one object; stderr gets the block either way
+            _flush_pending({"error": message, "exit_code": code, **extra} if json_out else None)
+            from rich.markup import escape
 
-                # escape: messages quote user text such as "nsl[o200k] <= 0.9" (not markup)
-                err.print(f"[bold red]error:[/] {escape(message)}", markup=True,
-                          highlight=False, soft_wrap=True)
+            # escape: messages quote user text such as "nsl[o200k] <= 0.9" (not markup)
+            err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(code) from None
         finally:
             _holding.pop()

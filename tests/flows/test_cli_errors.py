@@ -178,3 +178,28 @@ def test_flow_door_has_no_telemetry_traceback_and_one_error_block(tmp_path):
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert lines[-1].startswith("error: corpus 'nothing' has no snapshots"), p.stderr[-3000:]
     assert not [ln for ln in lines if "ERROR" in ln], p.stderr[-3000:]
+
+
+def test_a_stopped_server_gives_the_way_back_to_ephemeral_mode(tmp_path):
+    """PREFECT_API_URL still points at a server that is gone: `run` says so in one block."""
+    import socket
+
+    import yaml
+
+    from tf_fixtures.pipeline import tiny_spec
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec([])), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "home"), PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
+    p = _cli("run", str(spec), "--workspace", str(tmp_path / "ws"), "--json", env=env)
+    assert p.returncode == 1, p.stderr[-2000:]
+    doc = json.loads(p.stdout)
+    assert doc["error"].startswith(f"cannot reach the Prefect API at http://127.0.0.1:{port}/api")
+    assert doc["hint"] == "prefect config unset PREFECT_API_URL"
+    assert "Traceback" not in p.stderr
+    assert [ln for ln in p.stderr.splitlines() if ln.startswith("error:")] == \
+        [ln for ln in p.stderr.splitlines() if ln.strip()][-1:]

@@ -77,17 +77,21 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _depth(node: yaml.Node) -> int:
-    """Nesting depth of a composed YAML node tree (iterative: any depth is safe to measure)."""
-    deepest, stack = 0, [(node, 1)]
-    while stack:
-        n, d = stack.pop()
-        deepest = max(deepest, d)
-        if isinstance(n, yaml.SequenceNode):
-            stack += [(c, d + 1) for c in n.value]
-        elif isinstance(n, yaml.MappingNode):
-            stack += [(c, d + 1) for kv in n.value for c in kv]
-    return deepest
+_OPEN = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
+         yaml.BlockMappingStartToken)
+_CLOSE = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
+
+
+def _too_deep(text: str) -> bool:
+    """Nesting deeper than MAX_YAML_DEPTH, found from the token stream before anything is
+    built: PyYAML's composer recurses per level and its scanner slows down with depth, so a
+    line of 100,000 ``[`` is stopped after the first few dozen tokens."""
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        depth += isinstance(token, _OPEN) - isinstance(token, _CLOSE)
+        if depth > MAX_YAML_DEPTH:
+            return True
+    return False
 
 
 def read_yaml_mapping(path: str | Path, what: str = "spec file", hint: str = "") -> dict[str, Any]:
@@ -110,11 +114,10 @@ def read_yaml_mapping(path: str | Path, what: str = "spec file", hint: str = "")
     loader = _StrictLoader(text)
     loader.name = str(p)
     try:
-        node = loader.get_single_node()
-        if node is not None and _depth(node) > MAX_YAML_DEPTH:
+        if _too_deep(text):
             raise BadInputError(f"{p}: nested deeper than {MAX_YAML_DEPTH} levels; a spec is "
                                 "a few levels of mappings and lists")
-        data = loader.construct_document(node) if node is not None else None
+        data = loader.get_single_data()
     except yaml.YAMLError as err:
         one_line = " ".join(str(err).split())
         raise BadInputError(f"{p}: not valid YAML: {one_line}") from None

@@ -92,3 +92,30 @@ def test_tee_forwards_to_every_callback():
     t = tee(lambda d, t, m="": got.append(("a", d, t, m)), lambda d, t, m="": got.append(("b", d)))
     t(2, 5, "x")
     assert got == [("a", 2, 5, "x"), ("b", 2)]
+
+
+@pytest.mark.prefect
+def test_artifact_progress_in_a_real_flow_run(prefect_harness):
+    """Inside a flow run the artifact exists with the final percentage, after far fewer API
+    calls than progress reports."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    clock = Clock()
+    seen: dict[str, int] = {}
+
+    @flow(name="progress-artifact-test")
+    def work() -> None:
+        a = ArtifactProgress("test: rows done", key="progress-artifact-test", clock=clock)
+        for i in range(1, 2001):
+            clock.t += 0.05
+            a(i, 2000, f"row {i}")
+        seen["updates"] = a.updates
+
+    work()
+    assert 2 <= seen["updates"] <= 100 / 5 + 2  # 2000 reports over 100 s: one per 5 s, + ends
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["progress-artifact-test"])))
+    assert arts and arts[0].type == "progress" and float(arts[0].data) == 100.0

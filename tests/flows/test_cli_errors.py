@@ -75,6 +75,21 @@ def test_full_disk_anywhere_is_a_disk_full_message(monkeypatch, tmp_path):
     assert str(tmp_path / "x.parquet") in doc["error"] and "tokenfoundry gc" in doc["error"]
 
 
+def test_disk_full_error_carries_root_and_sizes_in_json(monkeypatch, tmp_path):
+    from tokenfoundry.schemas.errors import DiskFull
+
+    _raise_in_dedup(monkeypatch, DiskFull(str(tmp_path), str(tmp_path / "part.parquet"),
+                                          needed=5 * 1024 * 1024, free=4096))
+    r = _run(["dedup", "--corpus", "c", "--workspace", str(tmp_path), "--json"])
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert (doc["root"], doc["bytes_needed"], doc["bytes_free"]) == (str(tmp_path),
+                                                                    5 * 1024 * 1024, 4096)
+    assert f"workspace/registry {tmp_path}" in doc["error"] and "5.0 MB more" in doc["error"]
+    assert "(4.0 KB free)" in doc["error"]
+    assert r.stderr.startswith("error: no space left on the device")
+
+
 def test_unreachable_prefect_api_says_how_to_go_back_to_ephemeral(monkeypatch, tmp_path):
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     _raise_in_dedup(monkeypatch, RuntimeError("Failed to reach API at http://127.0.0.1:9/api/"))

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pyarrow as pa
+import pytest
 
 from tokenfoundry.storage.gc import collect_garbage
 from tokenfoundry.storage.workspace import Workspace
@@ -90,3 +91,51 @@ def test_gc_cli_dry_run_then_json(tmp_path):
                                                          "uncommitted snapshot"]
     assert not os.path.exists(snap) and ws.has_snapshot("c1", "good")
     assert _cli("gc", "--workspace", ws.root, "--grace-hours", "-1").returncode == 2
+
+
+CHILD = """
+import json, sys
+from tokenfoundry.schemas.ingest import IngestSpec
+from tokenfoundry.storage.workspace import Workspace
+from tokenfoundry.tasks.ingest.core import ingest
+ingest(Workspace(sys.argv[1]), IngestSpec.model_validate(json.loads(sys.argv[2])), workers=1)
+"""
+
+
+@pytest.mark.slow
+def test_gc_after_a_real_kill_9_of_ingest(tmp_path):
+    """kill -9 mid-ingest leaves an uncommitted snapshot directory; gc removes exactly it,
+    and the next ingest commits the same snapshot a fresh workspace gets."""
+    import signal
+
+    from tokenfoundry.schemas.ingest import IngestSpec
+    from tokenfoundry.tasks.ingest.core import ingest
+    from tf_fixtures import ingest as fx
+
+    paras = fx.licence_paragraphs()
+    big = tmp_path / "big.jsonl"
+    with open(big, "wb") as fh:
+        for rep in range(120):
+            fh.write(b"".join(json.dumps({"id": f"{rep}-{i}", "text": t}).encode() + b"\n"
+                              for i, t in enumerate(paras)))
+    spec = IngestSpec(corpus="crash", sources=[str(big)], lang_id=False,
+                      unit_bytes=2 * 1024 * 1024)
+    ws = Workspace(tmp_path / "ws")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, ws.root,
+                              json.dumps(spec.model_dump(mode="json"))])
+    parts = tmp_path / "ws" / "datasets" / "crash"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(parts.glob("*/_parts/*.json")):
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    left = [d for d in parts.iterdir() if d.is_dir() and not d.name.startswith("_")]
+    assert len(left) == 1 and not (left[0] / "_manifest.json").exists()
+    p = _cli("gc", "--workspace", ws.root, "--grace-hours", "0", "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert [(e["kind"], e["path"]) for e in doc["removed"]] == [
+        ("uncommitted snapshot", str(left[0]))]
+    assert doc["bytes_freed"] > 0 and not left[0].exists()
+    resumed = ingest(ws, spec)
+    assert resumed.snapshot_id == ingest(Workspace(tmp_path / "fresh"), spec).snapshot_id

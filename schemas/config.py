@@ -53,15 +53,79 @@ def validate_spec(model: type[Spec], data: Any, where: str) -> Spec:
         raise BadInputError(format_validation_error(err, where)) from None
 
 
+#: Deepest nesting of mappings/sequences a spec may have (real specs have 4-5 levels).
+MAX_YAML_DEPTH = 32
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the
+    last one silently, so a typo'd second ``train:`` would override the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: let the base class report it
+                break
+            if first is not None:
+                raise BadInputError(f"{self.name}: line {line}: duplicate key {key!r} "
+                                    f"(first given on line {first}); keep one of them")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_OPEN = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
+         yaml.BlockMappingStartToken)
+_CLOSE = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
+
+
+def _too_deep(text: str) -> bool:
+    """Nesting deeper than MAX_YAML_DEPTH, found from the token stream before anything is
+    built: PyYAML's composer recurses per level and its scanner slows down with depth, so a
+    line of 100,000 ``[`` is stopped after the first few dozen tokens."""
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        depth += isinstance(token, _OPEN) - isinstance(token, _CLOSE)
+        if depth > MAX_YAML_DEPTH:
+            return True
+    return False
+
+
 def read_yaml_mapping(path: str | Path, what: str = "spec file", hint: str = "") -> dict[str, Any]:
-    """A YAML file's top-level mapping; BadInputError naming the file (and ``hint``) otherwise."""
+    """A YAML file's top-level mapping; BadInputError (one line, naming the file) otherwise.
+
+    Refused: a missing file, bytes that are not UTF-8, invalid YAML, a key given twice in one
+    mapping (both lines named), nesting deeper than :data:`MAX_YAML_DEPTH`, a top level that is
+    not a mapping.
+    """
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"{p}: no such {what}" + (f"; {hint}" if hint else ""))
+    raw = p.read_bytes()
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise BadInputError(f"{p}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at "
+                            f"offset {e.start}); save the file as UTF-8") from None
+    loader = _StrictLoader(text)
+    loader.name = str(p)
+    try:
+        if _too_deep(text):
+            raise BadInputError(f"{p}: nested deeper than {MAX_YAML_DEPTH} levels; a spec is "
+                                "a few levels of mappings and lists")
+        data = loader.get_single_data()
     except yaml.YAMLError as err:
-        raise BadInputError(f"{p}: not valid YAML: {err}") from None
+        one_line = " ".join(str(err).split())
+        raise BadInputError(f"{p}: not valid YAML: {one_line}") from None
+    except RecursionError:
+        raise BadInputError(f"{p}: nested deeper than {MAX_YAML_DEPTH} levels; a spec is a "
+                            "few levels of mappings and lists") from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise BadInputError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
     return data

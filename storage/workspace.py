@@ -14,6 +14,7 @@ reader can see, and the next writer of the same (content-addressed) id clears it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -26,7 +27,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tokenfoundry.schemas.errors import BadInputError
+from tokenfoundry.schemas.errors import BadInputError, DiskFull
+from tokenfoundry.storage.disk import disk_full_guard
 from tokenfoundry.schemas.manifest import DataFile, SnapshotManifest
 from tokenfoundry.storage.provenance import code_version, library_versions, utc_now
 
@@ -41,23 +43,32 @@ def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
 
-def atomic_write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+def atomic_write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes,
+                       root: str | None = None) -> None:
     """Write ``data`` so that readers see either the old object or the whole new one.
 
-    Local: temp file in the same directory + fsync + ``os.replace``. Object stores: a single PUT
-    is already atomic.
+    Local: temp file in the same directory + fsync + ``os.replace``; the temp file is removed
+    if anything fails. Object stores: a single PUT is already atomic. A full disk raises
+    DiskFull naming ``root`` (the workspace), the path and the bytes needed.
     """
     parent = posixpath.dirname(path)
-    fs.makedirs(parent, exist_ok=True)
-    if _is_local(fs):
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    else:
-        fs.pipe_file(path, data)
+    local = _is_local(fs)
+    with disk_full_guard(root, path, len(data), local=local):
+        fs.makedirs(parent, exist_ok=True)
+        if local:
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        else:
+            fs.pipe_file(path, data)
 
 
 class Workspace:
@@ -228,6 +239,7 @@ class _ShardSet:
     schema: pa.Schema
     files: list[DataFile] = field(default_factory=list)
     stem: str = "part"  # shard file names: <stem>-00000.parquet, <stem>-00001.parquet, ...
+    root: str = ""  # the workspace (for a full-disk error)
     _writer: pq.ParquetWriter | None = None
     _fh: Any = None
     _rows: int = 0
@@ -240,9 +252,11 @@ class _ShardSet:
             table = pa.Table.from_batches([table])
         if table.schema != self.schema:
             table = table.select(self.schema.names).cast(self.schema)
-        if self._writer is None:
-            self._open()
-        self._writer.write_table(table, row_group_size=_ROW_GROUP_ROWS)
+        with disk_full_guard(self.root, posixpath.join(self.base, self.prefix, self.stem + "-*"),
+                             table.nbytes, cleanup=self.discard, local=_is_local(self.fs)):
+            if self._writer is None:
+                self._open()
+            self._writer.write_table(table, row_group_size=_ROW_GROUP_ROWS)
         self._rows += table.num_rows
         self._bytes += table.nbytes
         if self._rows >= _ROWS_PER_SHARD or self._bytes >= _BYTES_PER_SHARD:
@@ -259,11 +273,24 @@ class _ShardSet:
         self._rows = 0
         self._bytes = 0
 
+    def discard(self) -> None:
+        """Close and delete the open (partial) shard (best effort, e.g. on a full disk)."""
+        if self._writer is None:
+            return
+        for close in (self._writer.close, self._fh.close):
+            with contextlib.suppress(Exception):
+                close()
+        with contextlib.suppress(Exception):
+            self.fs.rm(posixpath.join(self.base, self._rel))
+        self._writer = self._fh = None
+
     def _close(self) -> None:
         if self._writer is None:
             return
-        self._writer.close()
-        self._fh.close()
+        with disk_full_guard(self.root, posixpath.join(self.base, self._rel), None,
+                             cleanup=self.discard, local=_is_local(self.fs)):
+            self._writer.close()
+            self._fh.close()
         size = self.fs.size(posixpath.join(self.base, self._rel))
         self.files.append(DataFile(path=self._rel, rows=self._rows, bytes=size))
         self._writer = None
@@ -314,7 +341,7 @@ class SnapshotWriter:
         if self.fs.exists(self.dir):  # a crashed earlier attempt: invisible, safe to clear
             self.fs.rm(self.dir, recursive=True)
         self.fs.makedirs(self.dir, exist_ok=True)
-        self._docs = _ShardSet(self.fs, self.dir, "", schema)
+        self._docs = _ShardSet(self.fs, self.dir, "", schema, root=workspace.uri)
         self._extras: dict[str, _ShardSet] = {}
         self.committed: SnapshotManifest | None = None
 
@@ -324,13 +351,13 @@ class SnapshotWriter:
     def write_extra(self, name: str, table: pa.Table | pa.RecordBatch, schema: pa.Schema) -> None:
         check_name(name, "extra table")
         if name not in self._extras:
-            self._extras[name] = _ShardSet(self.fs, self.dir, name, schema)
+            self._extras[name] = _ShardSet(self.fs, self.dir, name, schema, root=self.ws.uri)
         self._extras[name].write(table)
 
     def declare_extra(self, name: str, schema: pa.Schema) -> None:
         """Make sure an extra table exists in the manifest even if it stays empty."""
         if name not in self._extras:
-            self._extras[name] = _ShardSet(self.fs, self.dir, name, schema)
+            self._extras[name] = _ShardSet(self.fs, self.dir, name, schema, root=self.ws.uri)
 
     def commit(self, counts: dict[str, int] | None = None, stats: dict[str, Any] | None = None
                ) -> SnapshotManifest:
@@ -349,7 +376,7 @@ class SnapshotWriter:
             **self._meta,
         )
         blob = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False).encode()
-        atomic_write_bytes(self.fs, posixpath.join(self.dir, MANIFEST), blob)
+        atomic_write_bytes(self.fs, posixpath.join(self.dir, MANIFEST), blob, root=self.ws.uri)
         self.committed = manifest
         return manifest
 
@@ -359,12 +386,19 @@ class SnapshotWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.committed is None:
             for s in [self._docs, *self._extras.values()]:
-                try:
-                    if s._writer is not None:
-                        s._writer.close()
-                        s._fh.close()
-                except Exception:  # noqa: BLE001 - best effort; the dir stays invisible anyway
-                    pass
+                s.discard() if isinstance(exc, DiskFull) else _close_quietly(s)
+            if isinstance(exc, DiskFull):  # free what the uncommitted snapshot holds
+                with contextlib.suppress(Exception):
+                    self.fs.rm(self.dir, recursive=True)
+
+
+def _close_quietly(s: _ShardSet) -> None:
+    try:
+        if s._writer is not None:
+            s._writer.close()
+            s._fh.close()
+    except Exception:  # noqa: BLE001 - best effort; the dir stays invisible anyway
+        pass
 
 
 def check_name(name: str, what: str) -> str:
@@ -379,135 +413,14 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
-# ---- fan-out: several tasks write parts of one snapshot, one commit ---------------------------
+# Fan-out writers (PartWriter, read_part, commit_parts) live in storage/parts.py; importing
+# them from here keeps one place to import the workspace API from.
+from tokenfoundry.storage.parts import (  # noqa: E402 - needs the names above
+    PARTS_DIR,
+    PartWriter,
+    commit_parts,
+    read_part,
+)
 
-PARTS_DIR = "_parts"
-
-
-def _extra_prefix(name: str) -> str:
-    """Extra tables of part-written snapshots live in ``_<name>/`` so that reading the snapshot
-    directory as a Parquet dataset (pyarrow, polars, DuckDB globs) sees only the documents."""
-    return f"_{check_name(name, 'extra table')}"
-
-
-class PartWriter:
-    """The shards of one fan-out unit of a snapshot (e.g. one input file of ingest).
-
-    Units are named by the caller (``"00003-0000"``); shard names derive from the unit name, so
-    the snapshot's layout does not depend on which task finished first. ``close()`` writes the
-    unit's marker (``_parts/<unit>.json``) last; a unit with a marker is done and a re-run (after
-    a crash) may skip it. Nothing is visible to readers until :func:`commit_parts`.
-    """
-
-    def __init__(self, workspace: Workspace, corpus: str, snapshot_id: str, unit: str, *,
-                 schema: pa.Schema, extras: dict[str, pa.Schema] | None = None):
-        check_name(unit, "unit")
-        self.ws, self.fs, self.unit = workspace, workspace.fs, unit
-        self.dir = workspace.snapshot_dir(corpus, snapshot_id)
-        if self.fs.exists(posixpath.join(self.dir, MANIFEST)):
-            raise FileExistsError(f"snapshot {snapshot_id} of {corpus!r} is already committed")
-        self.fs.makedirs(self.dir, exist_ok=True)
-        self._clear_unit()
-        self._docs = _ShardSet(self.fs, self.dir, "", schema, stem=f"part-{unit}")
-        self._extras = {name: _ShardSet(self.fs, self.dir, _extra_prefix(name), sch,
-                                        stem=f"part-{unit}")
-                        for name, sch in (extras or {}).items()}
-        self.closed = False
-
-    def _clear_unit(self) -> None:
-        """Remove what a crashed attempt at this unit left (its marker first, then its shards)."""
-        marker = posixpath.join(self.dir, PARTS_DIR, f"{self.unit}.json")
-        if self.fs.exists(marker):
-            self.fs.rm(marker)
-        for pattern in (f"part-{self.unit}-*.parquet", f"_*/part-{self.unit}-*.parquet"):
-            for p in self.fs.glob(posixpath.join(self.dir, pattern)):
-                self.fs.rm(p)
-
-    def write(self, table: pa.Table | pa.RecordBatch) -> None:
-        self._docs.write(table)
-
-    def write_extra(self, name: str, table: pa.Table | pa.RecordBatch) -> None:
-        self._extras[name].write(table)
-
-    def close(self, info: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Close the shards and write the unit's marker (with ``info``, e.g. counts); return it."""
-        record = {
-            "unit": self.unit,
-            "files": [f.model_dump() for f in self._docs.close(ensure_one=False)],
-            "extra_files": {n: [f.model_dump() for f in s.close(ensure_one=False)]
-                            for n, s in self._extras.items()},
-            "info": info or {},
-        }
-        blob = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
-        atomic_write_bytes(self.fs, posixpath.join(self.dir, PARTS_DIR, f"{self.unit}.json"), blob)
-        self.closed = True
-        return record
-
-    def abort(self) -> None:
-        for s in [self._docs, *self._extras.values()]:
-            try:
-                if s._writer is not None:
-                    s._writer.close()
-                    s._fh.close()
-            except Exception:  # noqa: BLE001 - best effort; nothing is visible anyway
-                pass
-
-
-def read_part(workspace: Workspace, corpus: str, snapshot_id: str, unit: str
-              ) -> dict[str, Any] | None:
-    """The marker of a finished unit (whose shards all exist), or None."""
-    base = workspace.snapshot_dir(corpus, snapshot_id)
-    marker = posixpath.join(base, PARTS_DIR, f"{unit}.json")
-    if not workspace.fs.exists(marker):
-        return None
-    record = json.loads(workspace.fs.cat_file(marker))
-    paths = [f["path"] for f in record["files"]]
-    paths += [f["path"] for fs_ in record["extra_files"].values() for f in fs_]
-    if not all(workspace.fs.exists(posixpath.join(base, p)) for p in paths):
-        return None
-    return record
-
-
-def commit_parts(workspace: Workspace, corpus: str, snapshot_id: str, units: list[str], *,
-                 schema: pa.Schema, extras: dict[str, pa.Schema] | None = None, stage: str,
-                 parent: str | None = None, spec: dict[str, Any] | None = None,
-                 spec_hash: str = "", inputs: list[Any] | None = None,
-                 counts: dict[str, int] | None = None, stats: dict[str, Any] | None = None
-                 ) -> SnapshotManifest:
-    """Commit a snapshot whose units were written by :class:`PartWriter` (manifest last).
-
-    Files are listed in the order of ``units`` (not completion order), so the manifest is the
-    same whichever task runner ran the units. Every unit must be finished. A table that got no
-    rows at all still gets one empty shard, so its schema stays readable.
-    """
-    fs = workspace.fs
-    base = workspace.snapshot_dir(corpus, snapshot_id)
-    mpath = posixpath.join(base, MANIFEST)
-    if fs.exists(mpath):
-        return SnapshotManifest.model_validate_json(fs.cat_file(mpath))
-    files: list[DataFile] = []
-    extra_files: dict[str, list[DataFile]] = {name: [] for name in (extras or {})}
-    for unit in units:
-        record = read_part(workspace, corpus, snapshot_id, unit)
-        if record is None:
-            raise BadInputError(f"snapshot {snapshot_id}: unit {unit!r} has not finished; "
-                                "run its task before committing")
-        files += [DataFile(**f) for f in record["files"]]
-        for name, fl in record["extra_files"].items():
-            extra_files.setdefault(name, []).extend(DataFile(**f) for f in fl)
-    fs.makedirs(base, exist_ok=True)
-    if not files:
-        files = _ShardSet(fs, base, "", schema, stem="part-empty").close()
-    for name, sch in (extras or {}).items():
-        if not extra_files[name]:
-            extra_files[name] = _ShardSet(fs, base, _extra_prefix(name), sch,
-                                          stem="part-empty").close()
-    manifest = SnapshotManifest(
-        snapshot_id=snapshot_id, corpus=corpus, stage=stage, parent=parent, spec=spec or {},
-        spec_hash=spec_hash, inputs=inputs or [], files=files, extra_files=extra_files,
-        counts=counts or {}, stats=stats or {}, created_at=utc_now(),
-        code_version=code_version(), library_versions=library_versions(),
-    )
-    blob = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False).encode()
-    atomic_write_bytes(fs, mpath, blob)
-    return manifest
+__all__ = ["MANIFEST", "PARTS_DIR", "PartWriter", "Snapshot", "SnapshotWriter", "Workspace",
+           "atomic_write_bytes", "check_name", "commit_parts", "read_part"]

@@ -1,7 +1,8 @@
 """Test set-up shared by every test.
 
-Prefect is isolated from the user's ~/.prefect: PREFECT_HOME is a temporary directory, analytics
-are off, and the ephemeral API gets a generous start-up timeout (15-30 s on a 2-core machine).
+Prefect is isolated from the user's ~/.prefect: PREFECT_HOME is a temporary directory; the rest
+of the set-up (analytics off, a generous ephemeral start-up timeout, quiet console logs) is the
+CLI's own, ``flows.prefect_setup.prepare_prefect_env``, applied here before Prefect is imported.
 Flow tests use the session-wide ``prefect_harness`` fixture (embedded SQLite, no server), which
 is entered once, so its start-up cost is paid once per session.
 """
@@ -16,14 +17,13 @@ import pytest
 
 _PREFECT_HOME = tempfile.mkdtemp(prefix="tokenfoundry-test-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_PROFILES_PATH", None)
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # whatever the calling shell says
+
+from tokenfoundry.flows.prefect_setup import prepare_prefect_env  # noqa: E402 - before Prefect
+
+prepare_prefect_env()
 # evaluate's per-vocabulary disk cache (tasks/evaluate/vocab_cache.py): per session, not ~/.cache
 os.environ["TOKENFOUNDRY_CACHE_DIR"] = tempfile.mkdtemp(prefix="tokenfoundry-test-cache-")
 
@@ -40,7 +40,7 @@ def prefect_harness():
     # thread sleeps in 1 s steps and is joined when a flow run ends, adding a random 0-1 s to
     # every (sub)flow run - noise that made the pipeline's rerun-time test flaky on CI.
     # (The harness installs its own settings context, so ours goes inside it.)
-    with prefect_test_harness(server_startup_timeout=90), \
+    with prefect_test_harness(server_startup_timeout=120), \
             temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 

@@ -1,6 +1,7 @@
 """``python -m tokenfoundry.flows.cli``: the same entry point as the ``tokenfoundry`` script
-(tests and scripts call it with ``sys.executable``, never a ``tokenfoundry`` found on PATH)."""
+(tests run it with ``sys.executable``, never a ``tokenfoundry`` found on PATH)."""
 
 from tokenfoundry.flows.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -108,20 +108,12 @@ def dedup_command(
 
 
 def _run_direct(spec, workspace: str, workers: int):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from tokenfoundry.storage.workspace import Workspace
     from tokenfoundry.tasks.dedup.core import dedup
+    from tokenfoundry.tasks.progress import show_progress
 
-    ws = Workspace(workspace)
-    with Progress(TextColumn("[bold]dedup[/] {task.fields[msg]}"), BarColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("dedup", total=None, msg="")
-
-        def progress(done: float, total: float | None, message: str = "") -> None:
-            bar.update(task, completed=done, total=total, msg=message[:48])
-
-        return dedup(ws, spec, progress=progress, workers=workers)
+    with show_progress("dedup", console=err) as progress:
+        return dedup(Workspace(workspace), spec, progress=progress, workers=workers)
 
 
 def _summary(r: dict[str, Any]) -> None:

@@ -66,3 +66,34 @@ def test_triggered_deployment_run_completes_and_publishes(deployed_pipeline_run)
     names = sorted({srv.get(f"/flows/{r['flow_id']}")["name"] for r in subs})
     assert names == ["dedup", "evaluate", "ingest", "publish", "train"]
     assert all(r["state_type"] == "COMPLETED" for r in subs)
+
+
+#: The README's command to watch runs: finished and running ones (future cron runs excluded).
+WATCH = ["flow-run", "ls", "--state-type", "RUNNING", "--state-type", "COMPLETED",
+         "--state-type", "FAILED", "--state-type", "CRASHED", "--limit", "5", "-o", "json"]
+
+
+def test_watch_command_lists_the_run_even_with_future_cron_runs(deployed_pipeline_run):
+    """`prefect flow-run ls --limit 5` sorts by expected start time, newest first: with the
+    weekly/nightly cron runs scheduled ahead it shows only those. The README's command filters
+    by state type and shows the run that just completed."""
+    from datetime import datetime, timedelta, timezone
+
+    run = deployed_pipeline_run
+    srv = run.server
+    dep_id = srv.get(f"/flow_runs/{run.flow_run_id}")["deployment_id"]
+    for days in range(1, 6):  # what the scheduler service creates for the cron schedules
+        when = (datetime.now(timezone.utc) + timedelta(days=days)).isoformat()
+        srv.post(f"/deployments/{dep_id}/create_flow_run", {"state": {
+            "type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": when}}})
+    naive = _json_list(srv.cli("flow-run", "ls", "--limit", "5", "-o", "json"))
+    assert run.flow_run_id not in {r["id"] for r in naive}
+    assert {r["state_type"] for r in naive} == {"SCHEDULED"}
+    watched = _json_list(srv.cli(*WATCH))
+    assert run.flow_run_id in {r["id"] for r in watched}
+    assert "SCHEDULED" not in {r["state_type"] for r in watched}
+
+
+def _json_list(text: str) -> list[dict]:
+    """The JSON list in a CLI's output (stdout + stderr; warnings may come first)."""
+    return json.loads(text[text.index("["):text.rindex("]") + 1])

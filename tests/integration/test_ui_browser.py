@@ -1,5 +1,5 @@
-"""The Prefect UI, as an operator sees it: headless Chromium (Debian's `chromium`, installed by
-the `chromium` fixture when missing) opens the page of the deployment's flow run, clicks its
+"""The Prefect UI, as an operator sees it: headless Chromium (Debian's `chromium`; the test is
+skipped, before any server starts, when it is not installed) opens the page of the deployment's flow run, clicks its
 Artifacts tab, and the DOM shows the run's evaluation report artifact; a screenshot is saved.
 
 The browser is driven over the Chrome DevTools protocol (``--remote-debugging-port``, with the
@@ -96,7 +96,7 @@ class Browser:
             self.proc.wait(10)
 
 
-def test_flow_run_page_shows_the_evaluation_report_artifact(deployed_pipeline_run, chromium,
+def test_flow_run_page_shows_the_evaluation_report_artifact(chromium, deployed_pipeline_run,
                                                             tmp_path):
     run = deployed_pipeline_run
     url = f"{run.server.url}/runs/flow-run/{run.flow_run_id}"

@@ -9,9 +9,9 @@ import typer
 
 from tokenfoundry.flows.cli.app import app
 
-# Every module in this package except ``app`` registers its commands on import.
+# Every module in this package except ``app`` and ``__main__`` registers its commands on import.
 for _m in pkgutil.iter_modules(__path__):
-    if _m.name != "app":
+    if _m.name not in ("app", "__main__"):
         importlib.import_module(f"{__name__}.{_m.name}")
 
 

@@ -218,8 +218,11 @@ def _race(uri: str, tmp_path: Path, sources: list[Path]) -> list[dict]:
         stdout, stderr = p.communicate(timeout=300)
         assert p.returncode == 0, stderr
         out.append(json.loads(stdout))
-    assert len(os.listdir(tmp_path / "barrier")) == len(sources)
     return out
+
+
+def _all_met(tmp_path: Path, n: int) -> bool:
+    return len(os.listdir(tmp_path / "barrier")) == n
 
 
 def test_eight_simultaneous_publishes_of_identical_files_give_one_version(tmp_path,
@@ -233,6 +236,7 @@ def test_eight_simultaneous_publishes_of_identical_files_give_one_version(tmp_pa
     assert reg.alias_version("legal-bpe", "latest") == 1
     assert os.listdir(tmp_path / "reg" / "legal-bpe" / "_claims") == ["1.json"]
     assert reg.gc(force=True).removed == []
+    assert _all_met(tmp_path, 8)
 
 
 def test_simultaneous_publishes_of_identical_files_on_s3_give_one_version(
@@ -242,6 +246,7 @@ def test_simultaneous_publishes_of_identical_files_on_s3_give_one_version(
     assert {r["ref"] for r in results} == {"legal-bpe@1"}
     reg = Registry(uri)
     assert reg.versions("legal-bpe") == [1] and reg.verify("legal-bpe@1").ok
+    assert _all_met(tmp_path, 3)
 
 
 def test_two_publishers_at_a_barrier_get_different_versions(registry_uri, tmp_path,
@@ -252,6 +257,7 @@ def test_two_publishers_at_a_barrier_get_different_versions(registry_uri, tmp_pa
     reg = Registry(registry_uri)
     assert reg.versions("legal-bpe") == [1, 2] and reg.resolve("legal-bpe")[1] == 2
     assert all(reg.verify(r["ref"]).ok for r in results)
+    assert _all_met(tmp_path, 2)
 
 
 # ---- 13 (registry side): a full disk ----------------------------------------------------------

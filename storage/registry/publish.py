@@ -177,7 +177,15 @@ def find_content(store: Store, name: str, fp: str) -> Found:
         return Found("untrusted")
     if m is not None:
         return Found("committed", v) if m.content_sha256 == fp else Found("untrusted")
-    return Found("pending", v) if store.exists(claim_path(name, v)) else Found("untrusted")
+    return Found("pending", v) if _claim_token(store, name, v) == rec.get("token") \
+        else Found("untrusted")  # its claim was released (or is another publisher's)
+
+
+def _claim_token(store: Store, name: str, v: int) -> str | None:
+    try:
+        return json.loads(store.read(claim_path(name, v))).get("token")
+    except (FileNotFoundError, ValueError, AttributeError):
+        return None
 
 
 def _latest_fallback(store: Store, name: str, fp: str) -> Found:

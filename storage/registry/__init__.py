@@ -8,7 +8,8 @@ for consumers without tokenfoundry in docs/registry-format.md. Modules:
 - ``store``: the only backend-specific code (local: rename + exclusive create; object store:
   conditional put, public fsspec only);
 - ``aliases``: append-only alias logs; ``publish``: the commit protocol;
-- ``pull``: verify and verified pull through the cache; ``bundle``: export/import; ``gc``.
+- ``retrieve``: verify, and the verified pull through the cache; ``bundle``: export/import;
+  ``gc``.
 
 ``Registry`` below is the one object users hold; its methods are those modules' functions.
 Hand-written because no maintained library does versioned, checksummed, alias-carrying artifact
@@ -46,7 +47,7 @@ from tokenfoundry.storage.registry import aliases as _aliases
 from tokenfoundry.storage.registry import bundle as _bundle
 from tokenfoundry.storage.registry import gc as _gc
 from tokenfoundry.storage.registry import publish as _publish
-from tokenfoundry.storage.registry import pull as _pull
+from tokenfoundry.storage.registry import retrieve as _retrieve
 from tokenfoundry.storage.registry.bundle import ENV_MAX_IMPORT, Bundle, read_bundle
 from tokenfoundry.storage.registry.manifest import content_sha256, sha256_file, sha256_files
 from tokenfoundry.storage.registry.publish import ENV_BARRIER, collect_source, no_progress
@@ -95,10 +96,10 @@ class Registry:
         return self.store.versions(check_name(name, "registry"))
 
     def manifest_bytes(self, name: str, version: int) -> bytes:
-        return _pull.read_manifest(self.store, name, version)[0]
+        return _retrieve.read_manifest(self.store, name, version)[0]
 
     def manifest(self, name: str, version: int) -> VersionManifest:
-        return _pull.read_manifest(self.store, name, version)[1]
+        return _retrieve.read_manifest(self.store, name, version)[1]
 
     def alias_events(self, name: str, alias: str) -> list[AliasEvent]:
         return _aliases.events(self.store, name, alias)
@@ -192,12 +193,12 @@ class Registry:
 
     def verify(self, ref: str, progress: Progress = no_progress) -> VerifyResult:
         """Re-hash every file of a version; problems name the file (also unexpected files)."""
-        return _pull.verify(self.store, *self.resolve(ref, check=False), progress=progress)
+        return _retrieve.verify(self.store, *self.resolve(ref, check=False), progress=progress)
 
     def pull(self, ref: str, to: str | os.PathLike[str] | None = None, *, cache: bool = True,
              force: bool = False, progress: Progress = no_progress) -> PullResult:
         """Copy a verified version into ``to`` (default: the local cache, returned as is)."""
-        return _pull.pull(self.store, *self.resolve(ref, check=False), to, cache=cache,
+        return _retrieve.pull(self.store, *self.resolve(ref, check=False), to, cache=cache,
                           force=force, progress=progress)
 
     def gc(self, grace_seconds: float = DEFAULT_GRACE_SECONDS, force: bool = False) -> GcResult:

@@ -39,7 +39,7 @@ from tokenfoundry.storage.registry.manifest import (
     sha256_file,
     sha256_stream,
 )
-from tokenfoundry.storage.registry.pull import read_manifest
+from tokenfoundry.storage.registry.retrieve import read_manifest
 from tokenfoundry.storage.registry.refs import MANIFEST
 from tokenfoundry.storage.registry.store import Progress, Store, disk_errors, need_space
 

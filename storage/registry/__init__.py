@@ -49,7 +49,7 @@ from tokenfoundry.storage.registry import gc as _gc
 from tokenfoundry.storage.registry import publish as _publish
 from tokenfoundry.storage.registry import retrieve as _retrieve
 from tokenfoundry.storage.registry.bundle import ENV_MAX_IMPORT, Bundle, read_bundle
-from tokenfoundry.storage.registry.manifest import content_sha256, sha256_file, sha256_files
+from tokenfoundry.storage.registry.manifest import content_sha256, sha256_file
 from tokenfoundry.storage.registry.publish import ENV_BARRIER, collect_source, no_progress
 from tokenfoundry.storage.registry.refs import (
     ENV_CACHE,
@@ -79,12 +79,6 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({self.uri!r})"
-
-    def version_path(self, name: str, version: int) -> str:
-        return self.store.p(name, str(version))
-
-    def full_uri(self, path: str) -> str:
-        return self.store.full_uri(posixpath.relpath(path, self.root))
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -255,5 +249,5 @@ __all__ = [
     "BUNDLE_FORMAT", "ENV_BARRIER", "ENV_CACHE", "ENV_CLAIM", "ENV_MAX_IMPORT", "ENV_PAUSE",
     "ENV_REGISTRY", "LATEST", "MANIFEST", "Bundle", "Registry", "cache_root", "check_alias",
     "collect_source", "content_sha256", "load_tokenizer", "parse_ref", "path_problem", "pull",
-    "read_bundle", "resolve_registry_uri", "sha256_file", "sha256_files",
+    "read_bundle", "resolve_registry_uri", "sha256_file",
 ]

@@ -121,8 +121,8 @@ def _records(c: _Collector, name: str, committed: set[int]) -> None:
             v, at = None, None
         if isinstance(v, int) and (v in committed or store.exists(claim_path(name, v))):
             continue
-        started = None if isinstance(v, int) else at  # a stale version: no owner left
-        c.decide(rel, "content-record", started if started else None, len(raw),
+        started = at if v is None and isinstance(at, (int, float)) else None  # else: no owner
+        c.decide(rel, "content-record", started, len(raw),
                  lambda rel=rel: store.remove(rel))
 
 

@@ -48,11 +48,6 @@ def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
         return digest, fh.tell()
 
 
-def sha256_files(paths: list[str | os.PathLike[str]]) -> list[tuple[str, int]]:
-    """sha256 and size of several local files, hashed on parallel threads."""
-    return parallel(sha256_file, paths)
-
-
 def sha256_stream(fh: IO[bytes], limit: int | None = None) -> tuple[str, int]:
     """(sha256 hex, bytes read) of a stream; stops after ``limit + 1`` bytes (a size check then
     fails without reading a bomb to its end)."""

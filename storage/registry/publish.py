@@ -38,7 +38,6 @@ from tokenfoundry.storage.registry import aliases
 from tokenfoundry.storage.registry.manifest import build_manifest, content_sha256, parse_manifest
 from tokenfoundry.storage.registry.refs import LATEST, MANIFEST, check_alias, path_problem
 from tokenfoundry.storage.registry.store import (
-    ENV_PAUSE,
     Item,
     Progress,
     Staging,
@@ -53,7 +52,7 @@ from tokenfoundry.storage.workspace import check_name
 ENV_BARRIER = "TOKENFOUNDRY_REGISTRY_BARRIER"
 #: A content record without a version number older than this is a dead publisher's; taken over.
 LOCK_SECONDS = 30.0
-_ATTEMPTS = 200
+_ATTEMPTS = 1000  # (a wait for a locked record sleeps 0.05 s per attempt: beyond LOCK_SECONDS)
 
 
 def no_progress(done: float, total: float | None, message: str = "") -> None:
@@ -166,9 +165,12 @@ def find_content(store: Store, name: str, fp: str) -> Found:
         return _latest_fallback(store, name, fp)
     except ValueError:
         return Found("untrusted")
-    v = rec.get("version") if isinstance(rec, dict) else None
+    if not isinstance(rec, dict):
+        return Found("untrusted")
+    v, at = rec.get("version"), rec.get("at")
     if v is None:
-        return Found("locked", age=time.time() - float(rec.get("at") or 0))
+        started = at if isinstance(at, (int, float)) and not isinstance(at, bool) else 0.0
+        return Found("locked", age=time.time() - started)
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         return Found("untrusted")
     try:

@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MANIFEST_FORMAT = "tokenfoundry-registry-manifest"
 BUNDLE_FORMAT = "tokenfoundry-registry-bundle"
+#: A version number above this is refused (a manifest is hostile input until checked).
+MAX_VERSION = 10**9
+#: A file above this is refused in any manifest (1 PiB: a forged size, not a real file).
+MAX_FILE_BYTES = 1 << 50
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 
 class FileEntry(BaseModel):
@@ -20,9 +26,9 @@ class FileEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str
-    size: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    path: str = Field(min_length=1, max_length=4096)
+    size: int = Field(ge=0, le=MAX_FILE_BYTES, strict=True)
+    sha256: str = Field(pattern=SHA256_PATTERN)
 
 
 class VersionManifest(BaseModel):
@@ -36,14 +42,15 @@ class VersionManifest(BaseModel):
 
     format: str = MANIFEST_FORMAT
     format_version: int = 1
-    name: str
-    version: int = Field(ge=1)
-    created_at: str
+    name: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1, le=MAX_VERSION, strict=True)
+    created_at: str = Field(max_length=64)
     content_sha256: str = Field(
+        pattern=SHA256_PATTERN,
         description="sha256 of the canonical JSON list of [path, size, sha256] sorted by path: "
         "the identity of the files, used to make publishing idempotent")
-    total_bytes: int = 0
-    files: list[FileEntry]
+    total_bytes: int = Field(0, ge=0, strict=True)
+    files: list[FileEntry] = Field(max_length=1_000_000)
     lineage: dict[str, Any] = Field(
         default_factory=dict,
         description="corpus snapshot ids, spec and spec_hash, code_version, library_versions, "
@@ -122,7 +129,7 @@ class PromoteResult(BaseModel):
 
 class GcEntry(BaseModel):
     path: str
-    kind: str = Field(description="staging | uncommitted-version")
+    kind: str = Field(description="staging | uncommitted-version | claim | content-record")
     age_seconds: float
     bytes: int
 

@@ -284,14 +284,17 @@ def verify_command(ctx: typer.Context, ref: RefArg,
         raise typer.Exit(1)
 
 
-@registry_app.command("gc", help="Remove staging left by crashed publishes that is older than "
-                      "the grace period (--force: all of it; only when no publish is running).\n\n"
+@registry_app.command("gc", help="Remove what killed publishes left (staging directories, "
+                      "version directories without a manifest, claims of versions never "
+                      "committed, content records naming no version) that is older than the "
+                      "grace period (--force: all of it; only when no publish is running).\n\n"
                       "Example: tokenfoundry registry gc --grace-hours 1")
 @cli_errors
 def gc_command(ctx: typer.Context,
                grace_hours: Annotated[float, typer.Option(
-                   help="Keep staging younger than this.")] = 24.0,
-               force: Annotated[bool, typer.Option("--force", help="Remove all staging.")] = False,
+                   help="Keep leftovers younger than this.")] = 24.0,
+               force: Annotated[bool, typer.Option("--force",
+                                help="Remove all leftovers.")] = False,
                json_out: JsonOpt = False, registry: RegistryOpt = None) -> None:
     from tokenfoundry.schemas.errors import BadInputError
 

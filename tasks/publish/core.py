@@ -4,7 +4,10 @@
 results contain a failure (the pipeline only calls it after the gates pass; this is the second
 lock on the door), assembles the version - the candidate directory's files at the top, the
 evaluation report, metrics table and plots under ``evaluation/`` - fills the lineage from the
-candidate's ``train_report.json`` (corpus snapshot ids, spec and its hash) and publishes.
+candidate's ``train_report.json`` (corpus snapshot ids, spec and its hash) - and, for an
+extended model, from its ``extend_report.json`` (the base model with its sha256, the
+extension corpus' sha256, init, seed) - and publishes. A model version (safetensors weights
+beside the tokenizer files) publishes, pulls and verifies exactly like a tokenizer version.
 Publishing identical files again returns the existing version (``reused``), so re-running a
 finished pipeline publishes nothing new.
 """
@@ -22,6 +25,7 @@ from tokenfoundry.storage.registry import LATEST, Registry
 from tokenfoundry.tasks.progress import Progress, no_progress
 
 TRAIN_REPORT = "train_report.json"
+EXTEND_REPORT = "extend_report.json"
 EVALUATION_JSON = "evaluation.json"
 #: Evaluation outputs that go into a version (under evaluation/): people read them beside it.
 EVALUATION_FILES = ("report.md", "metrics.parquet", EVALUATION_JSON)
@@ -64,6 +68,31 @@ def lineage_from_train_report(candidate_dir: Path) -> dict[str, Any]:
             out[f"train_{k}"] = rep[k]
     if "code_version" in rep:
         out["train_code_version"] = rep["code_version"]
+    return out
+
+
+def lineage_from_extend_report(candidate_dir: Path) -> dict[str, Any]:
+    """The base model (name, sha256, source) and the extension's inputs from
+    ``extend_report.json`` (written by `tokenfoundry extend`), under ``base_model``/``extend``."""
+    p = candidate_dir / EXTEND_REPORT
+    if not p.is_file():
+        return {}
+    try:
+        rep = json.loads(p.read_text(encoding="utf-8"))
+    except ValueError:
+        raise BadInputError(f"{p}: not valid JSON; re-run `tokenfoundry extend`") from None
+    if not isinstance(rep, dict):
+        raise BadInputError(f"{p}: expected a JSON object; re-run `tokenfoundry extend`")
+    base = rep.get("base") if isinstance(rep.get("base"), dict) else {}
+    corpus = rep.get("corpus") if isinstance(rep.get("corpus"), dict) else {}
+    out: dict[str, Any] = {}
+    if base:
+        out["base_model"] = {k: base[k] for k in ("name", "sha256", "source") if k in base}
+    ext = {k: rep[k] for k in ("spec_hash", "init", "seed", "filter", "tokens_added") if k in rep}
+    if "sha256" in corpus:
+        ext["corpus_sha256"] = corpus["sha256"]
+    if ext:
+        out["extend"] = ext
     return out
 
 
@@ -113,8 +142,8 @@ def publish_candidate(registry_uri: str | Registry | None, candidate_dir: str | 
                 files[f"evaluation/{rel}"] = ev / rel
         for png in sorted((ev / "plots").glob("*.png")) if (ev / "plots").is_dir() else []:
             files[f"evaluation/plots/{png.name}"] = png
-    lin = {**lineage_from_train_report(cand), "source": str(cand.absolute()),
-           **dict(lineage or {})}
+    lin = {**lineage_from_train_report(cand), **lineage_from_extend_report(cand),
+           "source": str(cand.absolute()), **dict(lineage or {})}
     reg = registry_uri if isinstance(registry_uri, Registry) else Registry(registry_uri)
     res = reg.publish(name, files if evaluation_dir is not None else cand, lineage=lin,
                       metrics=dict(metrics or {}), gates=gates, aliases=list(aliases),

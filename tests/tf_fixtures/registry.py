@@ -124,3 +124,60 @@ def load(module_globals: dict) -> None:
     for name in ("moto_s3", "registry_cache", "backend", "make_registry_uri", "registry_uri",
                  "tokenizer_dir", "tokenizer_dir_b"):
         module_globals[name] = globals()[name]
+
+
+# ---- crafted bundles and real processes (tests/storage/test_registry_hostile.py) -------------
+
+
+def manifest_for(files: dict[str, bytes], name: str = "legal-bpe", version: int = 1) -> dict:
+    """A well-formed bundle manifest for ``files`` (what `registry export` writes)."""
+    import hashlib
+
+    from tokenfoundry.schemas.registry import FileEntry
+    from tokenfoundry.storage.registry import content_sha256
+
+    entries = [FileEntry(path=k, size=len(v), sha256=hashlib.sha256(v).hexdigest())
+               for k, v in sorted(files.items())]
+    return {"format": "tokenfoundry-registry-manifest", "format_version": 1, "name": name,
+            "version": version, "created_at": "2026-01-01T00:00:00+00:00",
+            "content_sha256": content_sha256(entries),
+            "total_bytes": sum(len(v) for v in files.values()),
+            "files": [e.model_dump() for e in entries]}
+
+
+def tar_bundle(path: Path, manifest: dict, files: dict[str, bytes], top: str = "b-1") -> Path:
+    """A .tar.gz bundle: ``<top>/manifest.json`` (``manifest`` as JSON) and ``files``."""
+    import io
+    import json
+    import tarfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in [(f"{top}/manifest.json", json.dumps(manifest).encode()),
+                           *((f"{top}/{k}", v) for k, v in files.items())]:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return path
+
+
+def cli_publisher(uri: str, name: str, source: Path, **env: str):
+    """``python -m tokenfoundry.flows.cli registry publish`` as a real process (stdout: JSON)."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "tokenfoundry.flows.cli", "registry", "--registry", uri,
+         "publish", str(source), "--name", name, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+
+
+def wait_until(cond, what: str, timeout: float = 120.0) -> None:
+    """Poll ``cond`` (a state of the files, not a clock rendezvous) until true."""
+    import time
+
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import os
 import resource
 import time
 from collections import Counter, defaultdict
@@ -141,6 +142,7 @@ def main() -> None:
                     default="none")
     ap.add_argument("--param", action="append", default=[], help="KEY=VALUE")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-rows", help="write the new rows to this .npy file")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     stand_in = Path(args.out) / "stand_in.json"
@@ -155,11 +157,14 @@ def main() -> None:
         return
     from tokenfoundry.tasks.extend.init import initialise
     ctx = context(args, info)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     res = initialise(args.method, ctx)
-    sec = time.perf_counter() - t
+    sec, cpu = time.perf_counter() - t, time.process_time() - cpu
+    if args.save_rows:
+        np.save(args.save_rows, res.rows)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     print(json.dumps({"method": args.method, "seconds": round(sec, 1),
+                      "cpu_seconds": round(cpu, 1), "load_avg_1min": os.getloadavg()[0],
                       "peak_rss_gb": round(rss, 2), "fallbacks": res.fallbacks,
                       "details": res.details}, ensure_ascii=False, default=str))
 

@@ -12,7 +12,7 @@ Nothing is downloaded here; the sources are what Debian installs:
 - ``gettext:LL`` (e.g. ``gettext:uk``): one-word ``msgid -> msgstr`` pairs of the installed gettext
   catalogs ``/usr/share/locale/LL/LC_MESSAGES/*.mo`` (accelerators ``_``/``&`` and a trailing
   ``:``/``.``/``…`` removed). Debian 12 has no English-Ukrainian FreeDict; this gives ~11k pairs.
-- a path to a text file of ``english<TAB>target`` lines (WECHSEL's own format; whitespace works too).
+- a path to a text file of ``english<TAB>target`` lines (WECHSEL's format; any whitespace too).
 
 ``auto`` picks by target language: ``uk`` -> ``gettext:uk``, otherwise ``freedict-eng-<ISO 639-3>``.
 A dictionary that is not installed raises InitError naming the file and the package to install.
@@ -94,7 +94,7 @@ def _clean_msg(s: str) -> str:
 
 
 def gettext_pairs(lang: str, locale_dir: Path = LOCALE_DIR) -> list[tuple[str, str]]:
-    """One-word (msgid, msgstr) pairs of the ``lang`` gettext catalogs (read by ingest's .mo parser)."""
+    """One-word (msgid, msgstr) pairs of the ``lang`` gettext catalogs (ingest's .mo parser)."""
     from tokenfoundry.schemas.ingest import IngestSpec, IngestUnit
     from tokenfoundry.tasks.ingest.readers import read_mo
 

@@ -124,7 +124,8 @@ def texts_of(source: Callable[[], Iterator[str]] | Iterable[str]) -> Iterator[st
     return iter(source()) if callable(source) else iter(source)
 
 
-def encode_target(tokenizer_path: Path, texts: Iterable[str], batch: int = 1000) -> list[np.ndarray]:
+def encode_target(tokenizer_path: Path, texts: Iterable[str],
+                  batch: int = 1000) -> list[np.ndarray]:
     """Token ids (int32, one array per text) of ``texts`` under the extended tokenizer.json."""
     from tokenizers import Tokenizer
 

@@ -33,8 +33,8 @@ Options (``ctx.params``; defaults in brackets):
   common-licenses and /usr/share/doc/*/copyright; no reserved data).
 - ``max_source_bytes`` [12_000_000], ``max_target_bytes`` [16_000_000]: text caps.
 - ``k`` [10], ``temperature`` [0.1]: neighbours and softmax temperature.
-- ``dim`` [100], ``min_n`` [5], ``max_n`` [5], ``epochs`` [20], ``min_count`` [5], ``negative`` [10],
-  ``window`` [5]: fastText training (WECHSEL's); ``workers`` [1]: training threads (1 keeps the rows
+- ``dim`` [100], ``min_n`` [5], ``max_n`` [5], ``epochs`` [20], ``min_count`` [5],
+  ``negative`` [10], ``window`` [5]: fastText training (WECHSEL's); ``workers`` [1]: training threads (1 keeps the rows
   identical for a seed; more is faster but not reproducible).
 """
 

@@ -205,6 +205,13 @@ class Snapshot:
     def rows(self) -> int:
         return self.manifest.rows
 
+    def lazy(self) -> "pl.LazyFrame":
+        """The snapshot's documents as a ``polars.LazyFrame`` (``pl.scan_parquet`` over its
+        committed part files only, so a half-written shard is never read)."""
+        import polars as pl
+
+        return pl.scan_parquet(self.paths)
+
     def dataset(self, name: str | None = None):
         """A pyarrow.dataset over the documents (or an extra table such as ``rejects``)."""
         import pyarrow.dataset as ds

@@ -137,3 +137,13 @@ def test_full_disk_in_a_fan_out_unit_removes_that_units_shards(workspace: Worksp
     left = _leftovers(workspace.snapshot_dir("c1", "s1"))
     assert not [p for p in left if "00001" in p]  # the unit's shards are gone
     assert read_part(workspace, "c1", "s1", "00000") is not None  # other units are kept
+
+
+def test_a_snapshot_opens_as_a_polars_lazyframe(workspace: Workspace):
+    w = workspace.writer("c1", "s1", schema=SCHEMA, stage="ingest")
+    w.write(_batch(5))
+    w.write(_batch(4, start=5))
+    w.commit(counts={"read": 9, "kept": 9, "rejected": 0})
+    got = workspace.snapshot("c1", "s1").lazy().select("doc_id", "text").collect()
+    assert got.height == 9
+    assert sorted(got["doc_id"].to_list()) == sorted(f"d{i}" for i in range(9))

@@ -32,7 +32,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
-    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -53,6 +52,7 @@ from tokenfoundry.schemas.pipeline import (
 from tokenfoundry.storage.provenance import utc_now
 from tokenfoundry.storage.workspace import Workspace, atomic_write_bytes
 from tokenfoundry.tasks.evaluate.gates import check_gates
+from tokenfoundry.tasks.publish.artifacts import create_published_artifact
 # REPORT_METRICS and metrics_rows are imported from here by flows/cli/run.py
 from tokenfoundry.tasks.evaluate.report import (  # noqa: F401
     REPORT_METRICS,
@@ -494,9 +494,9 @@ def pipeline_flow(spec: dict[str, Any] | str, workspace: str = "./workspace",
     ref = published.get("ref") or f"{ps.publish.name}@{published.get('version')}"
     result["published"] = {**published, "ref": ref}
     result["status"] = "published"
-    create_link_artifact(
-        link=published.get("uri") or registry, link_text=ref, key=f"{_key(ps.name)}-published",
-        description=f"{ps.name}: published tokenizer {ref} (registry {registry})")
+    create_published_artifact(
+        ref, published.get("uri") or registry, registry, key=f"{_key(ps.name)}-published",
+        description=f"{ps.name}: published {ref} (registry {registry})")
     create_table_artifact(table=stages.rows, key=f"{_key(ps.name)}-stages",
                           description=f"{ps.name}: stages, reuse and time")
     result["seconds"] = round(time.perf_counter() - t_start, 3)

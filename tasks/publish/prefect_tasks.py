@@ -6,7 +6,9 @@ import re
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
+
+from tokenfoundry.tasks.publish.artifacts import create_published_artifact
 
 
 def _key(name: str) -> str:
@@ -36,10 +38,10 @@ def publish_artifacts_task(result: dict[str, Any], metrics: dict[str, Any]) -> N
     """A link artifact to the version and a table artifact with what it holds and scored."""
     ref = result["ref"]
     key = _key(result["name"])
-    create_link_artifact(link=result["uri"], link_text=ref, key=f"{key}-version",
-                         description=f"registry version {ref}"
-                         + (" (identical files already published; reused)"
-                            if result["reused"] else ""))
+    create_published_artifact(ref, result["uri"], result["registry"], key=f"{key}-version",
+                              description=f"registry version {ref}"
+                              + (" (identical files already published; reused)"
+                                 if result["reused"] else ""))
     rows = [{"field": "ref", "value": ref}, {"field": "version", "value": result["version"]},
             {"field": "registry", "value": result["registry"]},
             {"field": "reused", "value": result["reused"]},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import prefect.artifacts as artifacts
 
-from tokenfoundry.flows.artifacts import browser_can_open, create_published_artifact
+from tokenfoundry.tasks.publish.artifacts import browser_can_open, create_published_artifact
 
 
 def _capture(monkeypatch) -> list[tuple[str, dict]]:

@@ -68,15 +68,17 @@ def test_triggered_deployment_run_completes_and_publishes(deployed_pipeline_run)
     assert all(r["state_type"] == "COMPLETED" for r in subs)
 
 
-#: The README's command to watch runs: finished and running ones (future cron runs excluded).
-WATCH = ["flow-run", "ls", "--state-type", "RUNNING", "--state-type", "COMPLETED",
-         "--state-type", "FAILED", "--state-type", "CRASHED", "--limit", "5", "-o", "json"]
+#: The README's command to watch runs: pipeline runs (not their stage subflows) that run or
+#: ran (not the future cron runs).
+WATCH = ["flow-run", "ls", "--flow-name", "tokenfoundry-pipeline", "--state-type", "RUNNING",
+         "--state-type", "COMPLETED", "--state-type", "FAILED", "--state-type", "CRASHED", "--limit", "5", "-o", "json"]
 
 
 def test_watch_command_lists_the_run_even_with_future_cron_runs(deployed_pipeline_run):
     """`prefect flow-run ls --limit 5` sorts by expected start time, newest first: with the
-    weekly/nightly cron runs scheduled ahead it shows only those. The README's command filters
-    by state type and shows the run that just completed."""
+    weekly/nightly cron runs scheduled ahead it shows only those (and without a flow name, the
+    stage subflows of the last run fill the rest). The README's command filters by flow name
+    and state type and shows the run that just completed."""
     from datetime import datetime, timedelta, timezone
 
     run = deployed_pipeline_run
@@ -92,8 +94,21 @@ def test_watch_command_lists_the_run_even_with_future_cron_runs(deployed_pipelin
     watched = _json_list(srv.cli(*WATCH))
     assert run.flow_run_id in {r["id"] for r in watched}
     assert "SCHEDULED" not in {r["state_type"] for r in watched}
+    assert {r["flow_id"] for r in watched} == {srv.get(f"/flow_runs/{run.flow_run_id}")["flow_id"]}
 
 
 def _json_list(text: str) -> list[dict]:
     """The JSON list in a CLI's output (stdout + stderr; warnings may come first)."""
     return json.loads(text[text.index("["):text.rindex("]") + 1])
+
+
+def test_published_artifact_of_a_local_registry_is_text_with_the_pull_command(
+        deployed_pipeline_run):
+    run = deployed_pipeline_run
+    arts = run.server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {
+        "any_": [run.flow_run_id]}, "key": {"any_": ["tiny-published"]}}})
+    assert len(arts) == 1
+    art = arts[0]
+    assert art["type"] == "markdown"  # a local path is no link a browser can open
+    assert f"--registry {run.workspace / 'registry'} pull tiny-bpe@1 --to ./tiny-bpe" \
+        in art["data"]

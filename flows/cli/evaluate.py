@@ -126,17 +126,10 @@ def evaluate_cmd(
 
         result = EvaluationResult.model_validate(result_json)
     else:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
         from tokenfoundry.tasks.evaluate.core import evaluate
+        from tokenfoundry.tasks.progress import show_progress
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as bar:
-            task = bar.add_task("evaluate", total=None)
-
-            def progress(done: float, total: float | None, message: str = "") -> None:
-                bar.update(task, completed=done, total=total, description=message or "evaluate")
-
+        with show_progress("evaluate", console=err) as progress:
             result = evaluate(spec, dest, progress=progress)
 
     result_json = result.model_dump(mode="json")
@@ -167,17 +160,14 @@ def evaluate_cmd(
 def _add_bits_per_byte(result_json: dict, models: dict, texts: list[str], max_docs: int | None,
                        max_bytes: int, dest: str) -> None:
     """Score every model on the --text documents; add bits_per_byte & co. to its entry."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from tokenfoundry.tasks.evaluate.bits_per_byte import bits_per_byte, write_bpb_report
     from tokenfoundry.tasks.evaluate.texts import read_texts
+    from tokenfoundry.tasks.progress import show_progress
 
     docs = [d for t in texts for d in read_texts(t, max_docs=max_docs).docs]
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task("bits per byte", total=None)
-        scores = bits_per_byte(models, docs, max_bytes=max_bytes, progress=lambda s, d, t:
-                               bar.update(task, completed=d, total=t, description=s))
+    with show_progress("bits per byte", console=err) as progress:
+        scores = bits_per_byte(models, docs, max_bytes=max_bytes,
+                               progress=lambda stage, done, total: progress(done, total, stage))
     for name, sc in scores.items():
         result_json["tokenizers"].setdefault(name, {}).update({
             "bits_per_byte": sc.bits_per_byte, "bits_per_byte_vs_first": sc.bits_per_byte_vs_first,

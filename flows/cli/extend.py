@@ -126,18 +126,12 @@ def extend_cmd(
 
         report = extend_flow(spec=spec.model_dump(mode="json"), workspace=workspace, out=out_dir)
     else:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
         from tokenfoundry.tasks.extend.core import extend
+        from tokenfoundry.tasks.progress import show_progress
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as bar:
-            task = bar.add_task("extend", total=None)
-
-            def progress(stage: str, done: int, total: int | None) -> None:
-                bar.update(task, completed=done, total=total, description=stage)
-
-            report = extend(spec, out_dir, workspace=workspace, progress=progress)
+        with show_progress("extend", console=err) as progress:
+            report = extend(spec, out_dir, workspace=workspace,
+                            progress=lambda stage, done, total: progress(done, total, stage))
     if json_out:
         emit_json(report)
     else:

@@ -126,28 +126,12 @@ def ingest_command(
 
 
 def _run_direct(spec, workspace: str, workers: int | None):
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
     from tokenfoundry.storage.workspace import Workspace
     from tokenfoundry.tasks.ingest.core import ingest
+    from tokenfoundry.tasks.progress import show_progress
 
-    ws = Workspace(workspace)
-    with Progress(TextColumn("[bold]ingest[/] {task.fields[msg]}"), BarColumn(),
-                  DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task("ingest", total=None, msg="")
-
-        def progress(done: float, total: float | None, message: str = "") -> None:
-            bar.update(task, completed=done, total=total, msg=message[:40])
-
-        return ingest(ws, spec, progress=progress, workers=workers)
+    with show_progress("ingest", console=err, unit="B") as progress:
+        return ingest(Workspace(workspace), spec, progress=progress, workers=workers)
 
 
 #: Skipped files listed in the human summary (``--json`` lists all of them).

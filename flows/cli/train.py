@@ -197,26 +197,11 @@ def _spec_data(path: str) -> dict[str, Any]:
 
 
 def _run_direct(spec, workspace: str, out_dir: str):
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TransferSpeedColumn,
-    )
-
     from tokenfoundry.storage.workspace import Workspace
+    from tokenfoundry.tasks.progress import show_progress
     from tokenfoundry.tasks.train.core import train
 
-    with Progress(TextColumn("[bold]train[/] {task.fields[msg]}"), BarColumn(),
-                  DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task("train", total=None, msg="")
-
-        def progress(done: float, total: float | None, message: str = "") -> None:
-            bar.update(task, completed=done, total=total, msg=message[:48])
-
+    with show_progress("train", console=err, unit="B") as progress:
         return train(Workspace(workspace), spec, out_dir, progress=progress)
 
 

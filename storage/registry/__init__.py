@@ -109,7 +109,7 @@ class Registry:
         ``check=False`` skips the existence check of an explicit version (for callers that
         read its manifest next, which fails the same way)."""
         name, sel = parse_ref(ref)
-        if sel.isdigit():
+        if sel.isascii() and sel.isdigit():
             v = int(sel)
             if check and not self.store.exists(posixpath.join(name, sel, MANIFEST)):
                 raise BadInputError(f"{ref}: no such version in registry {self.uri} (versions "

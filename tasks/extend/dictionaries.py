@@ -96,7 +96,7 @@ def _clean_msg(s: str) -> str:
 def gettext_pairs(lang: str, locale_dir: Path = LOCALE_DIR) -> list[tuple[str, str]]:
     """One-word (msgid, msgstr) pairs of the ``lang`` gettext catalogs (ingest's .mo parser)."""
     from tokenfoundry.schemas.ingest import IngestSpec, IngestUnit
-    from tokenfoundry.tasks.ingest.readers import read_mo
+    from tokenfoundry.tasks.ingest.readers import read_unit
 
     folder = locale_dir / lang / "LC_MESSAGES"
     files = sorted(folder.glob("*.mo")) if folder.is_dir() else []
@@ -113,7 +113,7 @@ def gettext_pairs(lang: str, locale_dir: Path = LOCALE_DIR) -> list[tuple[str, s
         unit = IngestUnit(name=f"{i:05d}-0000", path=str(path), format="mo",
                           size=os.path.getsize(path))
         msgid: dict[str, str] = {}
-        for records, _ in read_mo(unit, spec):
+        for records, _ in read_unit(unit, spec):
             for text, rec_lang, key in zip(records.text, records.lang, records.align_key):
                 if key is None:
                     continue

@@ -65,7 +65,7 @@ def machine_english_texts(locale_dir: Path = dicts.LOCALE_DIR) -> Iterator[str]:
     """English text installed on a Debian machine: gettext msgids (one catalog per domain, the
     largest), /usr/share/common-licenses/* and /usr/share/doc/*/copyright."""
     from tokenfoundry.schemas.ingest import IngestSpec, IngestUnit
-    from tokenfoundry.tasks.ingest.readers import read_mo
+    from tokenfoundry.tasks.ingest.readers import read_unit
 
     best: dict[str, Path] = {}
     for p in sorted(locale_dir.glob("*/LC_MESSAGES/*.mo")):
@@ -75,7 +75,7 @@ def machine_english_texts(locale_dir: Path = dicts.LOCALE_DIR) -> Iterator[str]:
     for i, (_, path) in enumerate(sorted(best.items())):
         unit = IngestUnit(name=f"{i:05d}-0000", path=str(path), format="mo",
                           size=os.path.getsize(path))
-        for records, _ in read_mo(unit, spec):
+        for records, _ in read_unit(unit, spec):
             yield from (t for t, lang in zip(records.text, records.lang) if lang == "en")
     files = sorted(Path("/usr/share/common-licenses").glob("*"))
     files += sorted(Path("/usr/share/doc").glob("*/copyright"))

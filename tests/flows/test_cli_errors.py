@@ -229,9 +229,6 @@ def test_a_ref_with_a_superscript_digit_is_one_line_not_a_traceback(tmp_path):
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="storage/registry.parse_ref takes '²' for a version "
-                   "(str.isdigit); the fix (sel.isascii() and sel.isdigit()) is helper "
-                   "registry's")
 def test_a_ref_with_a_superscript_digit_is_bad_input(tmp_path):
     r = _run(["registry", "--registry", str(tmp_path / "reg"), "show", "tok@²"])
     assert r.exit_code == 2 and "invalid version or alias '²'" in r.stderr

@@ -69,8 +69,9 @@ def test_strict_exits_1_after_writing(tmp_path, src):
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, needle):
     ws = tmp_path / "ws"
     p = _run("ingest", "--corpus", "cli", "-w", str(ws), "--json", *args)
-    assert p.returncode == 2 and p.stdout == ""
-    assert needle in p.stderr
+    assert p.returncode == 2
+    err = json.loads(p.stdout)  # --json: exactly one JSON error object on stdout
+    assert err["exit_code"] == 2 and needle in err["error"] and needle in p.stderr
     assert not ws.exists()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import subprocess
+import sys
+import json
 from pathlib import Path
 
 import pytest
@@ -251,12 +253,12 @@ def test_cli_run_bad_spec_exits_2_naming_the_key(tmp_path):
     data = base()
     data["publish"]["alias"] = ["prod"]
     p = write(tmp_path, data)
-    r = subprocess.run(["tokenfoundry", "run", str(p), "--json"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "tokenfoundry.flows.cli", "run", str(p), "--json"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "publish.alias: unknown key" in r.stderr and str(p) in r.stderr
-    assert r.stdout == ""
-    r = subprocess.run(["tokenfoundry", "run", str(p), "--runner", "spark"], capture_output=True,
+    assert json.loads(r.stdout)["exit_code"] == 2  # --json: one JSON error object
+    r = subprocess.run([sys.executable, "-m", "tokenfoundry.flows.cli", "run", str(p), "--runner", "spark"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and "--runner 'spark': choose threads or dask" in r.stderr
 

@@ -17,7 +17,7 @@ from tokenfoundry.tasks.extend.focus import fit_focus, sparsemax
 from tokenfoundry.tasks.extend.fvt import fvt_rows
 from tokenfoundry.tasks.extend.init import InitContext, InitError, initialise
 from tokenfoundry.tasks.extend.wechsel import fit_wechsel, procrustes
-from tokenfoundry.tasks.ingest.readers import read_mo
+from tokenfoundry.tasks.ingest.readers import read_unit
 
 UK = Path("/usr/share/locale/uk/LC_MESSAGES")
 N_BASE, N_EXT, D = 320, 420, 16
@@ -43,7 +43,7 @@ def _catalog_pairs(max_bytes: int = 250_000) -> list[tuple[str, str]]:
         unit = IngestUnit(name=f"{i:05d}-0000", path=str(p), format="mo",
                           size=os.path.getsize(p))
         ids: dict[str, str] = {}
-        for rec, _ in read_mo(unit, spec):
+        for rec, _ in read_unit(unit, spec):
             for text, lang, key in zip(rec.text, rec.lang, rec.align_key):
                 if lang == "en":
                     ids[key] = text

@@ -82,7 +82,8 @@ def test_bad_input_exits_2_before_training(ws, tmp_path, args, needle):
     r = _run(ws, *args, "--out", str(out), "--json")
     assert r.exit_code == 2, r.output
     assert needle in " ".join(r.stderr.split())
-    assert r.stdout == "" and not out.exists()
+    err = json.loads(r.stdout)  # --json: exactly one JSON error object on stdout
+    assert err["exit_code"] == 2 and not out.exists()
 
 
 def test_parse_size():

@@ -38,13 +38,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
-from pydantic import BaseModel, ConfigDict
 
-from tokenfoundry.schemas.config import stable_hash
 from tokenfoundry.schemas.dedup import DedupResult, DedupSpec
-from tokenfoundry.schemas.errors import BadInputError, InvariantError
+from tokenfoundry.schemas.errors import InvariantError
 from tokenfoundry.schemas.tables import CLUSTERS_SCHEMA
-from tokenfoundry.storage.catalog import connect, scan
 from tokenfoundry.storage.workspace import (
     PartWriter, Snapshot, Workspace, atomic_write_bytes, commit_parts,
 )
@@ -55,139 +52,17 @@ from tokenfoundry.tasks.dedup.lsh import (
     BUCKET_SCHEMA, bucket_table, candidate_pairs, pair_jaccard, verify_pairs,
 )
 from tokenfoundry.tasks.dedup.minhash import (
-    Permutations, jaccard, optimal_param, shingle_hashes, shingle_set, signatures, words_of,
+    Permutations, shingle_hashes, signatures, words_of,
 )
+from tokenfoundry.tasks.dedup.plan import (  # noqa: F401 - the stage's public names
+    JACCARD_PREFILTER_MARGIN, REQUIRED_COLUMNS, SHARD_ROWS, DedupPlan, ShardRef, bands_rows,
+    plan_dedup, prior_snapshots, resolve_input,
+)
+from tokenfoundry.tasks.dedup.report import examples, report_markdown
 from tokenfoundry.tasks.progress import Progress, no_progress
 
-REQUIRED_COLUMNS = ("doc_id", "source", "location", "text", "content_hash")
 REPORT_NAME = "_dedup_report.md"  # "_": Parquet dataset readers of the directory skip it
-SHARD_ROWS = 65_536
 _BATCH = 8192
-_N_EXAMPLES = 6
-#: verify: jaccard drops candidates whose estimate is this far below the threshold before computing
-#: the exact Jaccard (about 4 standard deviations of a 128-permutation estimate)
-JACCARD_PREFILTER_MARGIN = 0.15
-
-
-class ShardRef(BaseModel):
-    """Global rows [pos, stop) of the input snapshot (its files in manifest order); a shard may
-    span many small part files (ingest writes one per source file) or part of a large one."""
-
-    model_config = ConfigDict(extra="forbid")
-    shard: int
-    pos: int
-    stop: int
-
-
-class DedupPlan(BaseModel):
-    """Everything the stage's tasks need, as JSON (references only, never data)."""
-
-    model_config = ConfigDict(extra="forbid")
-    workspace: str
-    corpus: str
-    spec: dict[str, Any]
-    spec_hash: str
-    input_snapshot: str
-    snapshot_id: str
-    bands: int
-    rows: int
-    verify_threshold: float | None
-    prior: list[str]
-    work_dir: str
-    n_docs: int
-    shards: list[ShardRef]
-
-
-# ---- plan ---------------------------------------------------------------------------------------
-
-
-def resolve_input(ws: Workspace, spec: DedupSpec) -> Snapshot:
-    """The input snapshot: spec.snapshot (id or ref), else the "ingest" ref, else "latest"."""
-    if spec.snapshot:
-        return ws.resolve(spec.corpus, spec.snapshot)
-    for ref in ("ingest", "latest"):
-        sid = ws.get_ref(spec.corpus, ref)
-        if sid and ws.has_snapshot(spec.corpus, sid):
-            return ws.snapshot(spec.corpus, sid)
-    if not ws.list_snapshots(spec.corpus):
-        raise BadInputError(
-            f"corpus {spec.corpus!r} has no snapshots in workspace {ws.uri}; create one with "
-            f"`tokenfoundry ingest --corpus {spec.corpus} --source PATH`")
-    raise BadInputError(
-        f"corpus {spec.corpus!r} has no 'ingest' or 'latest' ref in {ws.uri}; pass "
-        f"--snapshot ID (known: {', '.join(m.snapshot_id for m in ws.list_snapshots(spec.corpus))})")
-
-
-def bands_rows(spec: DedupSpec) -> tuple[int, int]:
-    if spec.bands is not None and spec.rows is not None:
-        return spec.bands, spec.rows
-    fn = spec.fn_weight if spec.fn_weight is not None else (0.9 if spec.verify != "none" else 0.5)
-    return optimal_param(spec.threshold, spec.num_perm, 1.0 - fn, fn)
-
-
-def prior_snapshots(ws: Workspace, spec: DedupSpec, input_sid: str) -> list[str]:
-    """Earlier dedup outputs whose content hashes count as already seen (incremental mode)."""
-    if not spec.incremental:
-        return []
-    if spec.against:
-        for sid in spec.against:
-            if not ws.has_snapshot(spec.corpus, sid):
-                raise BadInputError(f"against: corpus {spec.corpus!r} has no snapshot {sid!r}; "
-                                    "list earlier dedup snapshots or drop --against")
-        return sorted(set(spec.against))
-    return sorted(m.snapshot_id for m in ws.list_snapshots(spec.corpus)
-                  if m.stage == "dedup" and m.parent != input_sid)
-
-
-def _check_schema(ws: Workspace, snap: Snapshot) -> None:
-    if not snap.manifest.files:
-        raise BadInputError(f"snapshot {snap.snapshot_id} of corpus {snap.corpus!r} lists no "
-                            "Parquet files; re-run `tokenfoundry ingest`")
-    with ws.fs.open(posixpath.join(snap.dir, snap.manifest.files[0].path), "rb") as fh:
-        names = set(pq.ParquetFile(fh).schema_arrow.names)
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
-    if missing:
-        raise BadInputError(
-            f"{snap.paths[0]}: missing column(s) {', '.join(missing)}; dedup needs a corpus "
-            f"snapshot with {', '.join(REQUIRED_COLUMNS)} (schemas/tables.CORPUS_SCHEMA), "
-            "as `tokenfoundry ingest` writes")
-
-
-def _shards(ws: Workspace, snap: Snapshot, shard_rows: int) -> list[ShardRef]:
-    total = sum(f.rows for f in snap.manifest.files)
-    return [ShardRef(shard=i, pos=s, stop=min(s + shard_rows, total))
-            for i, s in enumerate(range(0, total, shard_rows))]
-
-
-def plan_dedup(ws: Workspace, spec: DedupSpec, shard_rows: int = SHARD_ROWS) -> DedupPlan:
-    """Validate the input and the spec and fix every name the stage will write (no writes)."""
-    snap = resolve_input(ws, spec)
-    _check_schema(ws, snap)
-    if snap.rows == 0:
-        raise BadInputError(
-            f"snapshot {snap.snapshot_id} of corpus {spec.corpus!r} is empty (0 documents); "
-            "ingest some text first (see its rejects table for why records were dropped)")
-    bands, rows = bands_rows(spec)
-    prior = prior_snapshots(ws, spec, snap.snapshot_id)
-    # the input is named by its id (parent), so how it was picked (ref or id) does not matter
-    spec_hash = stable_hash(spec.model_dump(mode="json", exclude={"snapshot"}))
-    sid = "dedup-" + stable_hash({"stage": "dedup", "parent": snap.snapshot_id,
-                                  "spec_hash": spec_hash, "prior": prior}, 20)
-    vt = None  # the estimated-Jaccard cut (a pre-filter for verify: jaccard)
-    if spec.verify == "estimate":
-        vt = spec.verify_threshold if spec.verify_threshold is not None else spec.threshold
-    elif spec.verify == "jaccard":
-        vt = max(0.01, round(spec.threshold - JACCARD_PREFILTER_MARGIN, 6))
-    root = ws.root if ws.is_local else ws.uri
-    return DedupPlan(
-        workspace=root, corpus=spec.corpus, spec=spec.model_dump(mode="json"),
-        spec_hash=spec_hash, input_snapshot=snap.snapshot_id, snapshot_id=sid,
-        bands=bands, rows=rows, verify_threshold=vt, prior=prior,
-        # the shard layout is part of the name: a resumed run never mixes layouts
-        work_dir=ws.path("_work", "dedup", spec.corpus, f"{sid}.rows{shard_rows}"),
-        n_docs=snap.rows,
-        shards=_shards(ws, snap, shard_rows),
-    )
 
 
 # Per-process memo of what every shard of a plan reads and nobody rewrites: the committed input
@@ -414,76 +289,6 @@ def _load_signatures(ws: Workspace, plan: DedupPlan, num_perm: int, wanted: np.n
     return sigs, row_of, (np.concatenate(emptied) if emptied else np.zeros(0, np.int64))
 
 
-def _examples(ws: Workspace, snap: Snapshot, doc_ids: pa.Array, pos_of_idx: np.ndarray,
-              a: np.ndarray, b: np.ndarray, est: np.ndarray, ngram: int, lines: frozenset[str]
-              ) -> list[dict[str, Any]]:
-    """A few verified pairs spread over the estimated-Jaccard range, with their true Jaccard."""
-    if len(a) == 0:
-        return []
-    order = np.lexsort((b, a, est))
-    pick = sorted({int(order[int(round(i))]) for i in np.linspace(0, len(order) - 1,
-                                                                  min(_N_EXAMPLES, len(order)))})
-    ids = {int(x): doc_ids[int(pos_of_idx[x])].as_py() for i in pick for x in (a[i], b[i])}
-    con = connect(ws)
-    id_list = ", ".join("'" + d.replace("'", "''") + "'" for d in ids.values())
-    rows = con.execute(f"SELECT doc_id, text FROM {scan(snap)} WHERE doc_id IN ({id_list})"
-                       ).fetchall()
-    con.close()
-    text = {d: t for d, t in rows}
-    out = []
-    for i in pick:
-        ta = strip_boilerplate(text.get(ids[int(a[i])]), lines)
-        tb = strip_boilerplate(text.get(ids[int(b[i])]), lines)
-        out.append({"a": ids[int(a[i])], "b": ids[int(b[i])], "estimated_jaccard": float(est[i]),
-                    "jaccard": round(jaccard(shingle_set(ta, ngram), shingle_set(tb, ngram)), 4),
-                    "a_text": ta[:160], "b_text": tb[:160]})
-    return out
-
-
-def _verify_text(plan: DedupPlan) -> str:
-    mode = plan.spec["verify"]
-    if mode == "jaccard":
-        return f"exact Jaccard >= {plan.spec['threshold']} (signature pre-filter >= {plan.verify_threshold})"
-    if mode == "estimate":
-        return f"estimated Jaccard >= {plan.verify_threshold}"
-    return "off"
-
-
-def _report(plan: DedupPlan, counts: dict[str, int], stats: dict[str, Any]) -> str:
-    s = plan.spec
-    lines = [
-        f"# Dedup report: {plan.corpus}",
-        "",
-        f"Input snapshot `{plan.input_snapshot}` -> output snapshot `{plan.snapshot_id}`.",
-        "",
-        f"Word {s['ngram']}-gram shingles, {s['num_perm']} permutations, "
-        f"{plan.bands} bands x {plan.rows} rows, Jaccard threshold {s['threshold']}, "
-        f"verification: {_verify_text(plan)}."
-        + (f" Incremental against {', '.join(plan.prior) or 'no earlier snapshot'}." if s["incremental"] else ""),
-        "",
-        "| count | documents |",
-        "|---|---:|",
-    ]
-    for k in ("input", "exact_duplicates", "near_duplicates", "boilerplate_only", "kept"):
-        lines.append(f"| {k} | {counts[k]:,} |")
-    lines += ["", f"Candidate pairs from LSH: {stats['candidate_pairs']:,}; verified: "
-              f"{stats['verified_pairs']:,}. Boilerplate lines removed: {stats['boilerplate_lines']:,}.",
-              "", "## Cluster sizes", "", "| size | clusters |", "|---|---:|"]
-    for k, v in stats["cluster_sizes"].items():
-        lines.append(f"| {k} | {v:,} |")
-    lines += ["", "## Example near-duplicate pairs", ""]
-    if not stats["examples"]:
-        lines.append("(none)")
-    else:
-        lines += ["| estimated Jaccard | Jaccard | a | b |", "|---:|---:|---|---|"]
-        for e in stats["examples"]:
-            def cell(t: str) -> str:
-                return t.replace("|", "\\|").replace("\n", " ")[:100]
-            lines.append(f"| {e['estimated_jaccard']:.3f} | {e['jaccard']:.3f} | "
-                         f"`{e['a']}`: {cell(e['a_text'])} | `{e['b']}`: {cell(e['b_text'])} |")
-    return "\n".join(lines) + "\n"
-
-
 def _clean_batch(batch: pa.RecordBatch, lines: frozenset[str]) -> pa.Table:
     """Remove boilerplate lines; update n_bytes, n_chars, content_hash and flags of changed rows."""
     t = pa.Table.from_batches([batch])
@@ -612,7 +417,7 @@ def finish(plan: DedupPlan, progress: Progress = no_progress, started: float | N
         "duplicate_clusters": int(sum(v for k, v in hist.items() if k != "1")),
         "estimated_jaccard_hist": dict(sorted(Counter(
             f"{np.floor(x * 20) / 20:.2f}" for x in est.tolist()).items())),
-        "examples": _examples(ws, snap, doc_ids, pos_of_idx, a, b, est, spec.ngram, lines),
+        "examples": examples(ws, snap, doc_ids, pos_of_idx, a, b, est, spec.ngram, lines),
         "prior_snapshots": plan.prior,
     }
 
@@ -638,7 +443,7 @@ def finish(plan: DedupPlan, progress: Progress = no_progress, started: float | N
         raise
     atomic_write_bytes(ws.fs, posixpath.join(ws.snapshot_dir(plan.corpus, plan.snapshot_id),
                                              REPORT_NAME),
-                       _report(plan, counts, stats).encode("utf-8"))
+                       report_markdown(plan, counts, stats).encode("utf-8"))
     commit_parts(ws, plan.corpus, plan.snapshot_id, ["00000"], schema=schema,
                  extras={"clusters": CLUSTERS_SCHEMA}, stage="dedup",
                  parent=plan.input_snapshot, spec=plan.spec, spec_hash=plan.spec_hash,

@@ -20,6 +20,7 @@ import errno
 import functools
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -141,6 +142,10 @@ def cli_errors(fn: F) -> F:
                                                                                   False))
         from tokenfoundry.flows.prefect_setup import is_verbose, prepare_prefect_env
 
+        from tokenfoundry.flows.prefect_setup import VERBOSE_ENV
+
+        # --verbose holds for this command only (in-process callers run several commands)
+        previous_verbose = os.environ.get(VERBOSE_ENV)
         prepare_prefect_env(verbose=True if verbose else None)
         json_out = bool(kwargs.get("json_out"))
         _holding.append(True)
@@ -169,6 +174,10 @@ def cli_errors(fn: F) -> F:
             raise typer.Exit(code) from None
         finally:
             _holding.pop()
+            if previous_verbose is None:
+                os.environ.pop(VERBOSE_ENV, None)
+            else:
+                os.environ[VERBOSE_ENV] = previous_verbose
         _flush_pending(None)
         return result
 

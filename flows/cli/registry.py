@@ -178,6 +178,22 @@ def show_command(ctx: typer.Context, ref: RefArg,
         out.print(f"{e.at}  {e.alias} -> {e.version} (was {e.previous}) by {e.by}")
 
 
+@contextmanager
+def _refusal_on_stderr():
+    """A refused pull or import (a checksum, a path, a link: exit 1) is a verdict on the
+    registry's or the bundle's files: it is reported on stderr only and stdout stays empty,
+    also with --json (tests/storage/test_registry_cli.py's contract)."""
+    from rich.markup import escape
+
+    from tokenfoundry.schemas.errors import CheckFailed
+
+    try:
+        yield
+    except CheckFailed as e:
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
 @registry_app.command("pull", help="Copy a verified version into DIR (every sha256 and size "
                       "checked; nothing is left half-written). DIR loads with "
                       "AutoTokenizer.from_pretrained when the version is an HF directory.\n\n"
@@ -191,7 +207,7 @@ def pull_command(ctx: typer.Context, ref: RefArg,
                                      help="Do not use or fill the local cache.")] = False,
                  json_out: JsonOpt = False, registry: RegistryOpt = None) -> None:
     reg = _open(ctx, registry)
-    with _progress(f"pull {ref}", json_out) as progress:
+    with _progress(f"pull {ref}", json_out) as progress, _refusal_on_stderr():
         res = reg.pull(ref, to, cache=not no_cache, force=force, progress=progress)
     if json_out:
         emit_json(res.model_dump(mode="json"))
@@ -341,7 +357,7 @@ def import_command(ctx: typer.Context,
                        "import as the next version.")] = False,
                    json_out: JsonOpt = False, registry: RegistryOpt = None) -> None:
     reg = _open(ctx, registry)
-    with _progress(f"import {bundle.name}", json_out) as progress:
+    with _progress(f"import {bundle.name}", json_out) as progress, _refusal_on_stderr():
         res = reg.import_bundle(bundle, as_new=as_new, progress=progress)
     if json_out:
         emit_json(res.model_dump(mode="json"))

@@ -93,8 +93,11 @@ def test_pipeline_publishes_a_working_tokenizer_with_artifacts(first_run):
         set(arts)
     report = arts["tiny-evaluation-report"].data
     assert "Evaluation report: tiny" in report and "| gpt2 |" in report and "PASS" in report
-    link = arts["tiny-published"].data  # Prefect stores a link artifact as markdown
-    assert f"[tiny-bpe@1]({ws / 'registry' / 'tiny-bpe' / '1'})" in link
+    published = arts["tiny-published"]  # a local path is no link a browser can open: text
+    assert published.type == "markdown"
+    assert f"`{ws / 'registry' / 'tiny-bpe' / '1'}`" in published.data
+    assert f"registry --registry {ws / 'registry'} pull tiny-bpe@1 --to ./tiny-bpe" \
+        in published.data
     assert arts["tiny-progress"].type == "progress" and arts["tiny-progress"].data == 100.0
 
 

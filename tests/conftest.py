@@ -24,8 +24,6 @@ os.environ.pop("PREFECT_PROFILES_PATH", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-# evaluate's per-vocabulary disk cache (tasks/evaluate/vocab_cache.py): per session, not ~/.cache
-os.environ["TOKENFOUNDRY_CACHE_DIR"] = tempfile.mkdtemp(prefix="tokenfoundry-test-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -71,10 +71,11 @@ class Encoded:
     def doc(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i]:self.offsets[i + 1]]
 
-    def lists(self, docs: list[int] | None = None) -> list[list[int]]:
-        flat = self.ids.tolist()
-        o = self.offsets.tolist()
-        return [flat[o[d]:o[d + 1]] for d in (range(len(o) - 1) if docs is None else docs)]
+    def lists(self, docs=None) -> list[list[int]]:
+        """The ids of the documents ``docs`` (default all) as lists, for ``decode_batch``."""
+        o = self.offsets
+        return [self.ids[o[d]:o[d + 1]].tolist() for d in (range(len(o) - 1) if docs is None
+                                                               else docs)]
 
 
 def _flat(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

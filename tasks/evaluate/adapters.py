@@ -239,6 +239,18 @@ class QuicktokAdapter(TokenizerAdapter):
         except KeyError:  # a gap in the id space (reserved ids)
             return None
 
+    @cached_property
+    def surfaces(self) -> list[bytes | None]:
+        """Every id's bytes in one pass (``surface`` per id costs a Python call each)."""
+        special = {self.enc.encode_single_token(t) for t in self.enc.special_tokens_set}
+        out: list[bytes | None] = []
+        for i in range(self.vocab_size):
+            try:
+                out.append(None if i in special else self.enc.decode_single_token_bytes(i))
+            except KeyError:  # a gap in the id space (reserved ids)
+                out.append(None)
+        return out
+
 
 # ---------------------------------------------------------------------------------------------
 # HF tokenizers (tokenizer.json, AutoTokenizer directories, GPT-2 reference)

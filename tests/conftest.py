@@ -24,8 +24,6 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # whatever the calling
 from tokenfoundry.flows.prefect_setup import prepare_prefect_env  # noqa: E402 - before Prefect
 
 prepare_prefect_env()
-# evaluate's per-vocabulary disk cache (tasks/evaluate/vocab_cache.py): per session, not ~/.cache
-os.environ["TOKENFOUNDRY_CACHE_DIR"] = tempfile.mkdtemp(prefix="tokenfoundry-test-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 

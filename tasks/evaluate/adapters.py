@@ -71,10 +71,11 @@ class Encoded:
     def doc(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i]:self.offsets[i + 1]]
 
-    def lists(self, docs: list[int] | None = None) -> list[list[int]]:
-        flat = self.ids.tolist()
-        o = self.offsets.tolist()
-        return [flat[o[d]:o[d + 1]] for d in (range(len(o) - 1) if docs is None else docs)]
+    def lists(self, docs=None) -> list[list[int]]:
+        """The ids of the documents ``docs`` (default all) as lists, for ``decode_batch``."""
+        o = self.offsets
+        return [self.ids[o[d]:o[d + 1]].tolist() for d in (range(len(o) - 1) if docs is None
+                                                               else docs)]
 
 
 def _flat(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -237,6 +238,18 @@ class QuicktokAdapter(TokenizerAdapter):
             return self.enc.decode_single_token_bytes(token_id)
         except KeyError:  # a gap in the id space (reserved ids)
             return None
+
+    @cached_property
+    def surfaces(self) -> list[bytes | None]:
+        """Every id's bytes in one pass (``surface`` per id costs a Python call each)."""
+        special = {self.enc.encode_single_token(t) for t in self.enc.special_tokens_set}
+        out: list[bytes | None] = []
+        for i in range(self.vocab_size):
+            try:
+                out.append(None if i in special else self.enc.decode_single_token_bytes(i))
+            except KeyError:  # a gap in the id space (reserved ids)
+                out.append(None)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -99,8 +99,9 @@ def pool_from_sets(sets: list[TextSet]) -> M.TextPool:
 
 
 def continued_per_doc(adapter: TokenizerAdapter, pool: M.TextPool, enc, exact: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(continued words per doc, whether the doc's words are known). A token's start is the
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(continued words per doc, whether the doc's words are known, whether its token bytes are
+    its bytes). A token's start is the
     document's start + the byte lengths of the tokens before it where ``exact`` (token bytes
     are the document's bytes), else the tokenizer's own character offset (HF, ``enc.char_starts``);
     without either the document's words are not known."""
@@ -124,7 +125,15 @@ def continued_per_doc(adapter: TokenizerAdapter, pool: M.TextPool, enc, exact: n
         flags[words] = M.continued_words(pool.word_char_start[words], pool.word_char_end[words],
                                          starts)
         known |= rest
-    return np.bincount(pool.word_doc[flags], minlength=pool.n_docs), known
+    return np.bincount(pool.word_doc[flags], minlength=pool.n_docs), known, aligned
+
+
+def roundtrip_errors(adapter: TokenizerAdapter, pool: M.TextPool, enc) -> list[int]:
+    """Documents where ``decode_batch`` of their ids != ``adapter.expected(doc)`` (the decode
+    itself is compared: a decoder that loses a byte is caught)."""
+    decoded = adapter.decode_batch(enc.lists())
+    return [d for d, (got, doc) in enumerate(zip(decoded, pool.docs))
+            if got != adapter.expected(doc)]
 
 
 def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> TokenizerMetrics:
@@ -138,10 +147,8 @@ def measure(adapter: TokenizerAdapter, pool: M.TextPool, spec: EvaluateSpec) -> 
     n_tok = int(counts.sum())
     regular = ~adapter.special_mask
 
-    decoded = adapter.decode_batch(enc.lists())
-    bad = [d for d, (got, doc) in enumerate(zip(decoded, pool.docs))
-           if got != adapter.expected(doc)]
-    doc_cont, known = continued_per_doc(adapter, pool, enc, exact)
+    doc_cont, known, aligned = continued_per_doc(adapter, pool, enc, exact)
+    bad = roundtrip_errors(adapter, pool, enc)
 
     observed = freq[regular][freq[regular] > 0]
     never = np.flatnonzero(regular & (freq == 0))

@@ -181,5 +181,7 @@ def continued_words(word_start: np.ndarray, word_end: np.ndarray,
     """Per word [start, end): does a token start strictly inside it? ``token_starts``: sorted
     token start positions in the same unit (bytes or characters)."""
     i = np.searchsorted(token_starts, word_start, side="right")
-    after = np.append(token_starts, np.iinfo(np.int64).max)[i]
-    return after < word_end
+    if not len(token_starts):
+        return np.zeros(len(word_start), dtype=bool)
+    return (i < len(token_starts)) & (token_starts[np.minimum(i, len(token_starts) - 1)]
+                                      < word_end)

@@ -105,9 +105,9 @@ def test_continued_words_from_byte_offsets_equal_a_word_by_word_check(licences, 
     per_doc = np.bincount(pool.word_doc, weights=by_bytes, minlength=pool.n_docs).astype(int)
     exact = ad.byte_exact(pool.docs)
     assert exact.all()
-    cont, known = continued_per_doc(ad, pool, enc, exact)
+    cont, known, _ = continued_per_doc(ad, pool, enc, exact)
     assert known.all() and cont.tolist() == per_doc.tolist()
-    by_chars, _ = continued_per_doc(ad, pool, enc, np.zeros(pool.n_docs, dtype=bool))
+    by_chars, _, _ = continued_per_doc(ad, pool, enc, np.zeros(pool.n_docs, dtype=bool))
     joined = "\n".join(docs)
     words = [joined[s:e] for s, e in zip(pool.word_char_start, pool.word_char_end)]
     # the 600-token vocabulary has no CJK: each of 日 本 語 is 3 byte tokens
